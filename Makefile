@@ -1,0 +1,50 @@
+# mlplatform: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+export DO_NOT_TRACK := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup demo test test-fast lint format bench clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=/path/to/python3.11)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install the pinned dependencies (requirements.lock)
+
+demo: setup ## Run the whole local loop (data → normalize → train → report)
+	$(BIN)/mlplatform demo
+
+test: setup ## Run every test (unit, integration, deploy)
+	$(BIN)/python -m pytest -q
+
+test-fast: setup ## Run the unit tests only
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: setup ## ruff (everything) + mypy --strict (core, config, errors)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: setup ## Apply ruff's formatter and import sorting
+	$(BIN)/ruff check --fix --select I src tests bench
+	$(BIN)/ruff format src tests bench
+
+bench: setup ## Benchmarks: ratios against baselines measured in the same run
+	$(BIN)/python -m bench
+
+clean: ## Remove generated data and artifacts (keeps .venv)
+	rm -rf data artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,207 @@
+"""The ``mlplatform`` command line. Every command has ``--help``; errors exit with code 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mlplatform.config import PlatformConfig, load_config
+from mlplatform.core.gd import EpochCallback
+from mlplatform.errors import PlatformError
+
+app = typer.Typer(
+    help="mlplatform: gradient descent, explanations and the MLOps loop, on a laptop or a cluster.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOpt = Annotated[
+    Path, typer.Option("--config", "-c", help="Config YAML (see configs/).", show_default=True)
+]
+
+
+def friendly(func: F) -> F:
+    """Turn platform and I/O errors into one readable line and exit code 2 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except PlatformError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            err_console.print(f"[bold red]error:[/] {exc.strerror or exc}: {exc.filename or ''}")
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def epoch_progress(label: str, total: int) -> Iterator[EpochCallback]:
+    """A progress bar fed by the trainer's per-epoch callback."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task(label, total=total, loss="-")
+
+        def on_epoch(epoch: int, loss: float, val: float | None) -> None:
+            if epoch % 25 == 0 or epoch == total:
+                shown = f"{loss:.4g}" + (f" (val {val:.4g})" if val is not None else "")
+                progress.update(task, completed=epoch, loss=shown)
+
+        yield on_epoch
+        progress.update(task, completed=total)
+
+
+def _print_metrics(title: str, metrics: dict[str, dict[str, float]]) -> None:
+    table = Table(title=title)
+    names = list(next(iter(metrics.values())))
+    table.add_column("split")
+    for n in names:
+        table.add_column(n, justify="right")
+    for split, values in metrics.items():
+        table.add_row(split, *(f"{values[n]:,.4g}" for n in names))
+    console.print(table)
+
+
+@app.command()
+@friendly
+def data(
+    config: ConfigOpt = Path("configs/house-price.yaml"),
+    out: Annotated[
+        Path | None, typer.Option(help="Parquet path (default data/<model>.parquet).")
+    ] = None,
+    shift: Annotated[
+        float | None, typer.Option(help="Override data.shift (drifted world).")
+    ] = None,
+    rows: Annotated[int | None, typer.Option(help="Override data.rows.")] = None,
+) -> None:
+    """Generate the configured dataset (deterministic in data.seed) and write Parquet."""
+    from mlplatform.jobs import generate_data
+
+    cfg = load_config(config)
+    overrides = {k: v for k, v in {"shift": shift, "rows": rows}.items() if v is not None}
+    if overrides:
+        cfg = cfg.with_overrides(data=overrides)
+    path = generate_data(cfg, out)
+    console.print(f"wrote {cfg.data.dataset} data → {path}")
+
+
+@app.command()
+@friendly
+def train(
+    config: ConfigOpt = Path("configs/house-price.yaml"),
+    data_file: Annotated[Path | None, typer.Option("--data", help="Parquet input.")] = None,
+    example: Annotated[
+        str | None, typer.Option(help="Run a worked example instead: 'article'.")
+    ] = None,
+) -> None:
+    """Train a model by gradient descent; write model, metrics, coefficients and the loss curve."""
+    if example is not None:
+        _article(example)
+        return
+    from mlplatform.jobs import generate_data, train_job
+
+    cfg = load_config(config)
+    if data_file is None and not (cfg.data.data_dir / f"{cfg.model_name}.parquet").exists():
+        generate_data(cfg)
+    with epoch_progress(f"train {cfg.model_name}", cfg.train.epochs) as on_epoch:
+        outputs = train_job(cfg, data_file, on_epoch)
+    _report_training(cfg, outputs)
+
+
+def _report_training(cfg: PlatformConfig, outputs: Any) -> None:
+    fit = outputs.outcome.fit
+    stop = "early stop" if fit.stopped_early else "all epochs"
+    console.print(
+        f"{cfg.model_name}: {fit.epochs_run} epochs ({stop}), best epoch {fit.best_epoch}"
+    )
+    _print_metrics(f"{cfg.model_name} metrics", outputs.outcome.metrics)
+    for name, path in outputs.files.items():
+        console.print(f"  {name:<13} {path}")
+
+
+def _article(example: str) -> None:
+    from mlplatform.errors import ConfigError
+    from mlplatform.jobs import article_example
+
+    if example != "article":
+        raise ConfigError(f"unknown example {example!r}; available: 'article'")
+    r = article_example()
+    console.print("Article example: X = [[6.7],[4.6],[3.5],[5.5]] + bias, y = [9.1, 5.9, 4.6, 6.7]")
+    console.print("θ₀ = (w 0.049, b -0.34), η = 0.01, 1000 epochs, gradient (2/N)·Xᵀ(ŷ − y)")
+    console.print(f"loss (MSE): {r.train_loss[0]:.4f} → {r.train_loss[-1]:.4f}")
+    console.print(f"w = {r.weights[0]:.6f}")
+    console.print(f"b = {r.bias:.6f}")
+
+
+@app.command("compare-losses")
+@friendly
+def compare_losses_cmd(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("artifacts/loss-comparison"),
+    seed: Annotated[int, typer.Option(help="Data seed.")] = 0,
+) -> None:
+    """MSE vs MAE vs Huber on data with outliers: table, JSON and a PNG."""
+    from mlplatform.jobs import compare_losses_job
+
+    files = compare_losses_job(out, seed)
+    console.print(files["table"].read_text(encoding="utf-8"))
+    for name, path in files.items():
+        console.print(f"  {name:<6} {path}")
+
+
+@app.command()
+@friendly
+def predict(
+    model: Annotated[Path, typer.Option(help="model.json written by `train`.")],
+    row: Annotated[str, typer.Option(help="A row as JSON: a list in feature order or an object.")],
+) -> None:
+    """Predict one row with a saved model (the same code path the server uses)."""
+    from mlplatform.core.model import LinearModel
+    from mlplatform.errors import DataError
+
+    m = LinearModel.load(model)
+    try:
+        parsed = json.loads(row)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"--row is not valid JSON: {exc.msg}") from None
+    value = float(m.predict(m.frame([parsed]))[0])
+    console.print(json.dumps({"model": m.name, "prediction": value}))
+
+
+@app.command()
+@friendly
+def demo(
+    out: Annotated[Path, typer.Option(help="Artifacts root.")] = Path("artifacts"),
+) -> None:
+    """The local loop as far as it exists: data → normalize → train (house, credit) → report."""
+    from mlplatform.demo import run_demo
+
+    run_demo(out, console)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""The one configuration object that flows through every stage.
+
+A config is a YAML file (``configs/*.yaml``) validated into :class:`PlatformConfig`,
+a frozen, strict pydantic model with one section per stage. Any field can be
+overridden from the environment with ``MLPLATFORM__<SECTION>__<FIELD>=value``
+(the value is parsed as YAML, so ``0.1``, ``true`` and ``[a, b]`` work).
+
+>>> cfg = load_config("configs/house-price.yaml", env={"MLPLATFORM__TRAIN__EPOCHS": "50"})
+>>> cfg.train.epochs
+50
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlplatform.errors import ConfigError
+
+ENV_PREFIX = "MLPLATFORM__"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FeatureSpec(_Strict):
+    """One input feature of a model."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Column name in the data.")
+    kind: Literal["numeric", "categorical"] = Field(description="How the feature is encoded.")
+    description: str = Field(default="", description="What the feature means, with its unit.")
+
+
+class DataConfig(_Strict):
+    """Which dataset to generate or load, and how to split it."""
+
+    dataset: Literal["house", "credit", "diabetes"] = Field(description="Dataset generator.")
+    rows: int = Field(default=5000, gt=10, le=50_000_000, description="Rows to generate.")
+    seed: int = Field(default=42, description="Seed of the generator and the split.")
+    noise: float = Field(default=0.1, ge=0, le=5, description="Noise sd relative to signal sd.")
+    outlier_fraction: float = Field(
+        default=0.0, ge=0, lt=0.5, description="Share of rows whose target is corrupted."
+    )
+    shift: float = Field(
+        default=0.0, ge=0, le=5, description="Distribution shift strength (0 = baseline world)."
+    )
+    start_date: str = Field(
+        default="2026-01-01", description="First event timestamp (UTC, ISO date)."
+    )
+    days: int = Field(default=180, gt=0, description="Event timestamps spread over this many days.")
+    val_fraction: float = Field(default=0.15, gt=0, lt=0.5, description="Validation share.")
+    test_fraction: float = Field(default=0.15, gt=0, lt=0.5, description="Test share.")
+    data_dir: Path = Field(default=Path("data"), description="Where Parquet files are written.")
+
+
+class NormalizeConfig(_Strict):
+    """Feature scaling, fitted on the training split only."""
+
+    method: Literal["minmax", "zscore"] = Field(
+        default="minmax", description="minmax: (x-min)/(max-min); zscore: (x-mean)/sd."
+    )
+    out_of_range: Literal["extrapolate", "clip", "error"] = Field(
+        default="extrapolate",
+        description="What to do at serving with values outside the training range.",
+    )
+    scale_target: bool = Field(
+        default=True, description="Standardize a regression target while training."
+    )
+
+
+class TrainConfig(_Strict):
+    """The gradient-descent trainer."""
+
+    loss: Literal["mse", "mae", "huber", "logistic"] = Field(description="Loss to minimize.")
+    huber_delta: float = Field(default=1.0, gt=0, description="Huber δ (in target units).")
+    learning_rate: float = Field(default=0.1, gt=0, le=1e3, description="Step size η.")
+    epochs: int = Field(default=500, gt=0, le=10_000_000, description="Maximum epochs.")
+    batch_size: int | None = Field(
+        default=None, gt=0, description="Mini-batch size; None = full batch."
+    )
+    l2: float = Field(default=0.0, ge=0, description="L2 penalty λ on the weights (not bias).")
+    early_stopping_patience: int | None = Field(
+        default=20, gt=0, description="Stop after this many epochs without validation gain."
+    )
+    min_delta: float = Field(default=1e-10, ge=0, description="Smallest relative gain counted.")
+    divergence_factor: float = Field(
+        default=10.0, gt=1, description="Loss above factor × best loss means divergence."
+    )
+    cache_gram: bool = Field(
+        default=False, description="MSE full batch only: cache XᵀX so an epoch costs O(d²)."
+    )
+    seed: int = Field(default=0, description="Seed for mini-batch shuffling.")
+    threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="Classification decision threshold."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.cache_gram and (self.loss != "mse" or self.batch_size is not None):
+            raise ValueError("cache_gram needs loss 'mse' and full batch (batch_size null)")
+        return self
+
+
+class ExplainConfig(_Strict):
+    """LIME, Anchor and explanation-quality settings."""
+
+    num_samples: int = Field(default=2000, ge=50, le=1_000_000, description="LIME neighbours.")
+    kernel_width: float | None = Field(
+        default=None, gt=0, description="σ of π_x(z)=exp(-D²/σ²); None = 0.75·sqrt(d)."
+    )
+    num_features: int = Field(default=5, gt=0, description="K: features kept by the surrogate.")
+    feature_selection: Literal["none", "forward", "lasso"] = Field(
+        default="forward", description="How the sparse surrogate picks its K features."
+    )
+    ridge_alpha: float = Field(default=1.0, ge=0, description="Ridge penalty of the surrogate.")
+    sample_rows: int = Field(default=30, gt=0, description="Rows explained for model metrics.")
+    stability_seeds: int = Field(default=5, ge=2, description="Seeds for stability metrics.")
+    perturbation_scale: float = Field(
+        default=0.01, gt=0, description="Input noise (normalized units) for stability."
+    )
+    anchor_threshold: float = Field(default=0.95, gt=0, lt=1, description="Precision τ.")
+    anchor_delta: float = Field(default=0.05, gt=0, lt=1, description="Confidence 1-δ.")
+    anchor_epsilon: float = Field(default=0.1, gt=0, lt=1, description="KL-LUCB tolerance ε.")
+    anchor_beam_size: int = Field(default=2, gt=0, description="Beam width B.")
+    anchor_bins: int = Field(default=4, ge=2, le=20, description="Quantile bins per numeric.")
+    anchor_max_length: int = Field(default=4, gt=0, description="Longest rule.")
+    anchor_batch_size: int = Field(default=100, gt=0, description="Samples per bandit pull.")
+    coverage_samples: int = Field(default=5000, gt=0, description="Rows to estimate coverage.")
+    anchor_regression_tolerance: float = Field(
+        default=0.1,
+        gt=0,
+        description="Regression: a sample agrees when |f(z)-f(x)| <= tol × sd of predictions.",
+    )
+
+
+class PlatformConfig(_Strict):
+    """Everything one model needs, from data to explanations."""
+
+    model_name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=45)
+    task: Literal["regression", "classification"]
+    entity: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Entity id column.")
+    timestamp: str = Field(default="event_timestamp", description="Event time column.")
+    target: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Label column.")
+    features: tuple[FeatureSpec, ...] = Field(min_length=1)
+    artifacts_dir: Path = Field(default=Path("artifacts"), description="Outputs root.")
+    data: DataConfig
+    normalize: NormalizeConfig = NormalizeConfig()
+    train: TrainConfig
+    explain: ExplainConfig = ExplainConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> PlatformConfig:
+        names = [f.name for f in self.features]
+        if len(set(names)) != len(names):
+            raise ValueError(f"feature names repeat: {names}")
+        if self.target in names or self.entity in names:
+            raise ValueError("target and entity must not be listed as features")
+        if (self.task == "classification") != (self.train.loss == "logistic"):
+            raise ValueError(
+                f"task {self.task!r} does not match loss {self.train.loss!r}: "
+                "classification uses 'logistic', regression uses mse/mae/huber"
+            )
+        return self
+
+    @property
+    def numeric_features(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.kind == "numeric")
+
+    @property
+    def categorical_features(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.kind == "categorical")
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    @property
+    def model_dir(self) -> Path:
+        return self.artifacts_dir / self.model_name
+
+    def to_json(self) -> str:
+        """Serialize for a KFP parameter or an environment variable."""
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> PlatformConfig:
+        """Inverse of :meth:`to_json`, with the same clear errors as :func:`load_config`."""
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, "config JSON")) from None
+
+    def with_overrides(self, **sections: Mapping[str, Any]) -> PlatformConfig:
+        """A copy with some section fields replaced, validated again.
+
+        >>> cfg2 = cfg.with_overrides(train={"epochs": 10})
+        """
+        raw = self.model_dump(mode="json")
+        for section, values in sections.items():
+            raw[section] = {**raw[section], **values} if isinstance(raw[section], dict) else values
+        return validate_config(raw, "overrides")
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """One line per problem: ``source: section.field: message (got value)``."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+        lines.append(f"{source}: {where}: {err['msg']}{got}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def apply_env_overrides(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Set ``raw[section][field]`` from each ``MLPLATFORM__SECTION__FIELD`` variable."""
+    out: dict[str, Any] = dict(raw)
+    for key, value in sorted(env.items()):
+        if not key.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
+        if not path:
+            continue
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            node[part] = dict(child) if isinstance(child, dict) else {}
+            node = node[part]
+        node[path[-1]] = yaml.safe_load(value)
+    return out
+
+
+def validate_config(raw: Any, source: str) -> PlatformConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(raw).__name__}"
+        )
+    try:
+        return PlatformConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> PlatformConfig:
+    """Read a YAML config, apply environment overrides and validate it."""
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    if isinstance(raw, dict):
+        raw = apply_env_overrides(raw, os.environ if env is None else env)
+    return validate_config(raw, str(p))

@@ -1,0 +1,157 @@
+"""The trained artefact: scaler + linear weights, saved as one JSON document.
+
+The same object predicts in training, in a pipeline step and in the server, so the
+scaling fitted on the training split is applied identically everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from mlplatform.core.losses import sigmoid
+from mlplatform.core.scaling import FeatureScaler, TargetScaler
+from mlplatform.core.space import FeatureSpace
+from mlplatform.errors import DataError, ModelNotLoadedError
+
+FloatArray = NDArray[np.float64]
+Task = Literal["regression", "classification"]
+FORMAT = "mlplatform.linear/v1"
+
+
+@dataclass(frozen=True)
+class LinearModel:
+    """ŷ = target⁻¹(design(encode(x)) · w + b), or σ(·) for classification."""
+
+    name: str
+    task: Task
+    scaler: FeatureScaler
+    target: TargetScaler
+    weights: FloatArray  # (n_design,)
+    bias: float
+    loss: str
+    threshold: float = 0.5
+    units: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def space(self) -> FeatureSpace:
+        return self.scaler.space(self.units)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.scaler.order
+
+    def encode(self, df: pd.DataFrame) -> FloatArray:
+        """Raw rows → encoded space (n, d)."""
+        return self.scaler.encode(df)
+
+    def predict_encoded(self, E: FloatArray) -> FloatArray:
+        """Encoded (n, d) → predictions (n,): a value, or P(class 1) for classification."""
+        z = self.scaler.design(self.space.check(E)) @ self.weights + self.bias
+        return sigmoid(z) if self.task == "classification" else self.target.inverse(z)
+
+    def predict(self, df: pd.DataFrame) -> FloatArray:
+        """Raw rows (a DataFrame with the feature columns) → predictions (n,)."""
+        if len(df) == 0:
+            raise DataError("no rows to predict")
+        return self.predict_encoded(self.encode(df))
+
+    def frame(self, rows: list[list[Any]] | list[dict[str, Any]]) -> pd.DataFrame:
+        """Rows as lists (in feature order) or dicts → a typed DataFrame, validated."""
+        if not isinstance(rows, list) or not rows:
+            raise DataError("instances must be a non-empty list of rows")
+        names = list(self.feature_names)
+        dicts = [r for r in rows if isinstance(r, dict)]
+        lists = [r for r in rows if isinstance(r, list) and len(r) == len(names)]
+        if len(dicts) == len(rows):
+            missing = sorted({n for r in dicts for n in names if n not in r})
+            if missing:
+                raise DataError(f"rows are missing features {missing}")
+            df = pd.DataFrame([[r[n] for n in names] for r in dicts], columns=names)
+        elif len(lists) == len(rows):
+            df = pd.DataFrame(lists, columns=names)
+        else:
+            raise DataError(f"each row must list {len(names)} features in order {names}")
+        for c in self.scaler.numeric:
+            try:
+                df[c] = pd.to_numeric(df[c], errors="raise").astype(np.float64)
+            except (ValueError, TypeError):
+                raise DataError(f"feature {c!r} must be a number") from None
+        return df
+
+    def coefficients(self) -> dict[str, float]:
+        """Weights in original units (per unit of each numeric feature), and the intercept.
+
+        Regression: ΔPrice per unit; classification: Δlog-odds per unit.
+        """
+        sd = self.target.sd if self.task == "regression" else 1.0
+        names = self.scaler.design_names
+        k = len(self.scaler.numeric)
+        out: dict[str, float] = {}
+        intercept = self.bias
+        for j, name in enumerate(names):
+            if j < k:
+                per_unit = self.weights[j] / self.scaler.scale[j]
+                intercept -= per_unit * self.scaler.offset[j]
+                out[name] = float(sd * per_unit)
+            else:
+                out[name] = float(sd * self.weights[j])
+        mean = self.target.mean if self.task == "regression" else 0.0
+        out["(intercept)"] = float(mean + sd * intercept)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "name": self.name,
+            "task": self.task,
+            "loss": self.loss,
+            "threshold": self.threshold,
+            "scaler": self.scaler.to_dict(),
+            "target": {"mean": self.target.mean, "sd": self.target.sd},
+            "weights": self.weights.tolist(),
+            "bias": self.bias,
+            "units": self.units,
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LinearModel:
+        if d.get("format") != FORMAT:
+            raise ModelNotLoadedError(f"not a {FORMAT} model (format={d.get('format')!r})")
+        return cls(
+            name=d["name"],
+            task=d["task"],
+            scaler=FeatureScaler.from_dict(d["scaler"]),
+            target=TargetScaler(**d["target"]),
+            weights=np.asarray(d["weights"], dtype=np.float64),
+            bias=float(d["bias"]),
+            loss=d["loss"],
+            threshold=float(d["threshold"]),
+            units=dict(d.get("units", {})),
+            metadata=dict(d.get("metadata", {})),
+        )
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        tmp.replace(path)  # atomic: a crash never leaves a half-written model
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> LinearModel:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise ModelNotLoadedError(f"no model at {path}: train one first") from None
+        except (json.JSONDecodeError, KeyError) as exc:
+            raise ModelNotLoadedError(f"{path} is not a valid model file: {exc}") from None

@@ -1,0 +1,122 @@
+"""From a config and data to a trained, evaluated :class:`LinearModel`.
+
+Order matters for leakage: split first, then fit the scaler on the training rows
+only, then transform every split with that scaler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from mlplatform.config import DataConfig, PlatformConfig
+from mlplatform.core import datasets
+from mlplatform.core.gd import EpochCallback, FitResult, fit
+from mlplatform.core.metrics import classification_metrics, regression_metrics
+from mlplatform.core.model import LinearModel
+from mlplatform.core.scaling import FeatureScaler, TargetScaler, fit_scaler
+from mlplatform.errors import DataError
+
+FloatArray = NDArray[np.float64]
+UNITS = {"price_vnd": "VND", "income_vnd": "VND", "area_m2": "m²", "distance_km": "km"}
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    model: LinearModel
+    fit: FitResult
+    metrics: dict[str, dict[str, float]]  # split name → metric → value
+
+
+def generate(cfg: DataConfig) -> pd.DataFrame:
+    """The dataset named by ``cfg.dataset``, deterministic in ``cfg.seed``."""
+    rng = np.random.default_rng(cfg.seed)
+    kw = {"start_date": cfg.start_date, "days": cfg.days}
+    if cfg.dataset == "diabetes":
+        return datasets.load_diabetes_frame(rng, **kw)  # type: ignore[arg-type]
+    gen = datasets.generate_house if cfg.dataset == "house" else datasets.generate_credit
+    return gen(
+        rng,
+        cfg.rows,
+        noise=cfg.noise,
+        outlier_fraction=cfg.outlier_fraction,
+        shift=cfg.shift,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def split_frame(cfg: PlatformConfig, df: pd.DataFrame) -> datasets.Splits:
+    """Train/val/test split (stratified on the label for classification)."""
+    missing = [c for c in (*cfg.feature_names, cfg.target) if c not in df.columns]
+    if missing:
+        raise DataError(f"data lacks columns {missing} named in the config")
+    rng = np.random.default_rng(cfg.data.seed + 1)
+    strat = cfg.target if cfg.task == "classification" else None
+    return datasets.split(df, rng, cfg.data.val_fraction, cfg.data.test_fraction, strat)
+
+
+def target_vector(cfg: PlatformConfig, df: pd.DataFrame) -> FloatArray:
+    y: FloatArray = pd.to_numeric(df[cfg.target], errors="coerce").to_numpy(dtype=np.float64)
+    if not np.isfinite(y).all():
+        raise DataError(f"target {cfg.target!r} has missing or non-numeric values")
+    return y
+
+
+def fit_feature_scaler(cfg: PlatformConfig, train: pd.DataFrame) -> FeatureScaler:
+    return fit_scaler(
+        train,
+        cfg.numeric_features,
+        cfg.categorical_features,
+        cfg.normalize.method,
+        cfg.normalize.out_of_range,
+        order=cfg.feature_names,
+    )
+
+
+def evaluate(model: LinearModel, df: pd.DataFrame, y: FloatArray) -> dict[str, float]:
+    pred = model.predict(df)
+    if model.task == "classification":
+        return classification_metrics(y, pred, model.threshold)
+    return regression_metrics(y, pred)
+
+
+def train_model(
+    cfg: PlatformConfig,
+    splits: datasets.Splits,
+    on_epoch: EpochCallback | None = None,
+    metadata: dict[str, str] | None = None,
+) -> TrainingOutcome:
+    """Fit scaler (train rows only) and GD weights; evaluate on every split."""
+    scaler = fit_feature_scaler(cfg, splits.train)
+    y_tr, y_va = target_vector(cfg, splits.train), target_vector(cfg, splits.val)
+    regression = cfg.task == "regression"
+    tscale = TargetScaler.fit(y_tr) if regression and cfg.normalize.scale_target else TargetScaler()
+    result = fit(
+        scaler.transform(splits.train),
+        tscale.forward(y_tr),
+        cfg.train,
+        np.random.default_rng(cfg.train.seed),
+        X_val=scaler.transform(splits.val),
+        y_val=tscale.forward(y_va),
+        on_epoch=on_epoch,
+    )
+    model = LinearModel(
+        name=cfg.model_name,
+        task=cfg.task,
+        scaler=scaler,
+        target=tscale,
+        weights=result.weights,
+        bias=result.bias,
+        loss=cfg.train.loss,
+        threshold=cfg.train.threshold,
+        units={k: v for k, v in UNITS.items() if k in cfg.feature_names},
+        metadata=dict(metadata or {}),
+    )
+    metrics = {
+        name: evaluate(model, part, target_vector(cfg, part))
+        for name, part in (("train", splits.train), ("val", splits.val), ("test", splits.test))
+    }
+    return TrainingOutcome(model, result, metrics)

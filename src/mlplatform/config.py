@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlplatform.errors import ConfigError
 
@@ -79,7 +86,10 @@ class TrainConfig(_Strict):
 
     loss: Literal["mse", "mae", "huber", "logistic"] = Field(description="Loss to minimize.")
     huber_delta: float = Field(default=1.0, gt=0, description="Huber δ (in target units).")
-    learning_rate: float = Field(default=0.1, gt=0, le=1e3, description="Step size η.")
+    learning_rate: float | Literal["auto"] = Field(
+        default=0.1,
+        description="Step size η > 0, or 'auto' = 1/L from the loss's smoothness constant L.",
+    )
     epochs: int = Field(default=500, gt=0, le=10_000_000, description="Maximum epochs.")
     batch_size: int | None = Field(
         default=None, gt=0, description="Mini-batch size; None = full batch."
@@ -99,6 +109,13 @@ class TrainConfig(_Strict):
     threshold: float = Field(
         default=0.5, gt=0, lt=1, description="Classification decision threshold."
     )
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _eta(cls, v: float | str) -> float | str:
+        if v != "auto" and not 0 < float(v) <= 1e3:
+            raise ValueError("must be in (0, 1000] or 'auto'")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

@@ -36,7 +36,7 @@ def test_bad_value_names_field_and_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "bad.yaml", env={})
     assert "train.learning_rate" in str(err.value)
-    assert "greater than 0" in str(err.value)
+    assert "must be in (0, 1000] or 'auto'" in str(err.value)
 
 
 def test_unknown_field_is_rejected() -> None:

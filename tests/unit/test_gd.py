@@ -72,6 +72,16 @@ def test_article_example_reproduces_the_articles_loop() -> None:
     assert result.train_loss[-1] < result.train_loss[0]
 
 
+@pytest.mark.parametrize("loss", ["mse", "huber", "logistic"])
+def test_auto_learning_rate_converges_without_tuning(loss: str) -> None:
+    X, y = _regression(6, d=20)
+    y = (y > np.median(y)).astype(float) if loss == "logistic" else y
+    cfg = TrainConfig(loss=loss, learning_rate="auto", epochs=3000, early_stopping_patience=None)  # type: ignore[arg-type]
+    r = fit(X * 7.0, y, cfg, np.random.default_rng(0))  # unnormalized scale: auto adapts
+    assert r.train_loss[-1] < 0.5 * r.train_loss[0]
+    assert all(b <= a + 1e-12 for a, b in zip(r.train_loss, r.train_loss[1:], strict=False))
+
+
 def test_minibatch_with_shuffling_converges_and_is_seeded() -> None:
     X, y = _regression(2)
     cfg = TrainConfig(

@@ -59,17 +59,33 @@ def check_xy(X: FloatArray, y: FloatArray, logistic: bool, what: str = "training
         raise DataError(f"{what} labels must be 0 or 1 for the logistic loss")
 
 
+def gram(X: FloatArray) -> FloatArray:
+    """G = AᵀA/N for A = [X 1], without materializing A: (d+1, d+1), one pass over X."""
+    n, d = X.shape
+    G = np.empty((d + 1, d + 1))
+    G[:-1, :-1] = X.T @ X / n
+    G[:-1, -1] = G[-1, :-1] = X.sum(axis=0) / n
+    G[-1, -1] = 1.0
+    return G
+
+
 class _Objective:
     """J and ∇J on one data set, with or without the cached Gram matrix."""
 
     def __init__(self, X: FloatArray, y: FloatArray, cfg: TrainConfig) -> None:
         self.X, self.y, self.cfg = X, y, cfg
+        self._G: FloatArray | None = None
         if cfg.cache_gram:
-            A = np.hstack([X, np.ones((X.shape[0], 1))])
             n = X.shape[0]
-            self.G = A.T @ A / n
-            self.c = A.T @ y / n
+            self.c = np.append(X.T @ y / n, y.mean())
             self.yy = float(y @ y) / n
+
+    @property
+    def G(self) -> FloatArray:
+        """AᵀA/N, computed on first use (cache_gram, or the 'auto' learning rate)."""
+        if self._G is None:
+            self._G = gram(self.X)
+        return self._G
 
     def penalty(self, w: FloatArray) -> float:
         return self.cfg.l2 * float(w @ w)
@@ -95,8 +111,23 @@ class _Objective:
         return val, self.X.T @ g + 2 * self.cfg.l2 * w, float(g.sum())
 
 
+#: Curvature bound of each loss per unit of λmax(AᵀA/N): L = c·λmax + 2λ.
+_CURVATURE = {"mse": 2.0, "huber": 1.0, "logistic": 0.25, "mae": 1.0}
+
+
+def auto_learning_rate(obj: _Objective) -> float:
+    """η = 1/L, with L the gradient's Lipschitz constant: c·λmax(AᵀA/N) + 2λ, A = [X 1].
+
+    For MSE c = 2, Huber 1, logistic ¼. MAE is not smooth; it gets the Huber step, which
+    bounds its oscillation. Costs one pass over X (the Gram matrix, shared with
+    ``cache_gram``) and a (d+1)² eigenvalue problem.
+    """
+    lam_max = float(np.linalg.eigvalsh(obj.G)[-1])
+    return 1.0 / (_CURVATURE[obj.cfg.loss] * lam_max + 2 * obj.cfg.l2)
+
+
 def _minibatch_epoch(
-    obj: _Objective, w: FloatArray, b: float, rng: np.random.Generator
+    obj: _Objective, w: FloatArray, b: float, eta: float, rng: np.random.Generator
 ) -> tuple[FloatArray, float]:
     cfg, n = obj.cfg, obj.X.shape[0]
     bs = cfg.batch_size or n
@@ -105,8 +136,8 @@ def _minibatch_epoch(
         idx = order[start : start + bs]
         batch = _Objective(obj.X[idx], obj.y[idx], cfg)
         _, gw, gb = batch.value_and_grad(w, b)
-        w = w - cfg.learning_rate * gw
-        b = b - cfg.learning_rate * gb
+        w = w - eta * gw
+        b = b - eta * gb
     return w, b
 
 
@@ -118,10 +149,10 @@ def _diverged(loss: float, best: float, epoch: int, cfg: TrainConfig) -> str | N
     return None
 
 
-def _raise_divergence(reason: str, cfg: TrainConfig) -> None:
+def _raise_divergence(reason: str, eta: float, cfg: TrainConfig) -> None:
     raise DivergenceError(
-        f"gradient descent diverged: {reason} (learning rate η={cfg.learning_rate:g}, "
-        f"loss {cfg.loss}). Try a smaller learning rate (e.g. η={cfg.learning_rate / 10:g}) "
+        f"gradient descent diverged: {reason} (learning rate η={eta:g}, "
+        f"loss {cfg.loss}). Try a smaller learning rate (e.g. η={eta / 10:g}) "
         "or normalize the features (min-max or z-score)."
     )
 
@@ -151,7 +182,9 @@ def fit(
         raise DataError(f"theta0 must have shape ({d + 1},) = [w, b], got {np.shape(theta0)}")
     t0 = np.zeros(d + 1) if theta0 is None else np.asarray(theta0, dtype=np.float64)
     w, b = t0[:-1].copy(), float(t0[-1])
-    return _loop(_Objective(X, y, cfg), val, w, b, rng, on_epoch)
+    obj = _Objective(X, y, cfg)
+    eta = auto_learning_rate(obj) if cfg.learning_rate == "auto" else cfg.learning_rate
+    return _loop(obj, val, w, b, eta, rng, on_epoch)
 
 
 def _loop(
@@ -159,6 +192,7 @@ def _loop(
     val: _Objective | None,
     w: FloatArray,
     b: float,
+    eta: float,
     rng: np.random.Generator,
     on_epoch: EpochCallback | None,
 ) -> FitResult:
@@ -176,7 +210,7 @@ def _loop(
             loss = obj.value(w, b)
         reason = _diverged(loss, best_train, epoch, cfg)
         if reason:
-            _raise_divergence(reason, cfg)
+            _raise_divergence(reason, eta, cfg)
         best_train = min(best_train, loss)
         vloss = val.value(w, b) if val is not None else None
         train_hist.append(loss)
@@ -195,9 +229,9 @@ def _loop(
             stopped = True
             break
         if full:
-            w, b = w - cfg.learning_rate * gw, b - cfg.learning_rate * gb
+            w, b = w - eta * gw, b - eta * gb
         else:
-            w, b = _minibatch_epoch(obj, w, b, rng)
+            w, b = _minibatch_epoch(obj, w, b, eta, rng)
     bw, bb, be = best if cfg.early_stopping_patience is not None else (w, b, len(train_hist) - 1)
     return FitResult(
         weights=np.asarray(bw, dtype=np.float64),

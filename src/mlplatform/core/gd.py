@@ -81,7 +81,7 @@ class _Objective:
             self.yy = float(y @ y) / n
 
     @property
-    def G(self) -> FloatArray:
+    def G(self) -> FloatArray:  # noqa: N802 (the matrix is G in the formulas)
         """AᵀA/N, computed on first use (cache_gram, or the 'auto' learning rate)."""
         if self._G is None:
             self._G = gram(self.X)

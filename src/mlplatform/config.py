@@ -156,6 +156,41 @@ class ExplainConfig(_Strict):
     )
 
 
+class ValidateConfig(_Strict):
+    """The promotion gate: absolute thresholds, then the current champion to beat."""
+
+    max_rmse: float | None = Field(default=None, gt=0, description="Regression: RMSE ceiling.")
+    min_r2: float | None = Field(default=0.5, le=1, description="Regression: R² floor.")
+    min_auc: float | None = Field(default=0.7, ge=0, le=1, description="Classification: AUC.")
+    min_f1: float | None = Field(default=None, ge=0, le=1, description="Classification: F1.")
+    min_lime_fidelity_r2: float | None = Field(
+        default=0.5, le=1, description="Mean weighted R² of the LIME surrogates."
+    )
+    min_anchor_precision: float | None = Field(
+        default=0.8, ge=0, le=1, description="Mean precision of the anchor rules."
+    )
+    champion_margin: float = Field(
+        default=0.0,
+        ge=-1,
+        le=1,
+        description="Relative gain over the champion's primary metric the candidate needs "
+        "(RMSE for regression, ROC AUC for classification); negative tolerates a small loss.",
+    )
+
+
+class RegistryConfig(_Strict):
+    """MLflow tracking and model registry."""
+
+    tracking_uri: str = Field(
+        default="sqlite:///mlruns/mlflow.db",
+        description="sqlite:///path for the embedded default; http://mlflow:5000 on the cluster.",
+    )
+    artifact_root: str = Field(
+        default="mlruns/artifacts", description="Artifact location for new experiments."
+    )
+    experiment: str = Field(default="mlplatform", description="MLflow experiment name.")
+
+
 class PlatformConfig(_Strict):
     """Everything one model needs, from data to explanations."""
 
@@ -170,6 +205,8 @@ class PlatformConfig(_Strict):
     normalize: NormalizeConfig = NormalizeConfig()
     train: TrainConfig
     explain: ExplainConfig = ExplainConfig()
+    validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
+    registry: RegistryConfig = RegistryConfig()
 
     @model_validator(mode="after")
     def _check(self) -> PlatformConfig:
@@ -203,7 +240,7 @@ class PlatformConfig(_Strict):
 
     def to_json(self) -> str:
         """Serialize for a KFP parameter or an environment variable."""
-        return self.model_dump_json()
+        return self.model_dump_json(by_alias=True)
 
     @classmethod
     def from_json(cls, text: str) -> PlatformConfig:
@@ -218,7 +255,7 @@ class PlatformConfig(_Strict):
 
         >>> cfg2 = cfg.with_overrides(train={"epochs": 10})
         """
-        raw = self.model_dump(mode="json")
+        raw = self.model_dump(mode="json", by_alias=True)
         for section, values in sections.items():
             raw[section] = {**raw[section], **values} if isinstance(raw[section], dict) else values
         return validate_config(raw, "overrides")

@@ -1,0 +1,1 @@
+"""MLflow adapter: runs, model versions, aliases and lineage."""

@@ -1,0 +1,204 @@
+"""MLflow adapter: log a training run, register a model version with lineage, manage aliases.
+
+Aliases: ``challenger`` (a validated candidate, served as the canary) and ``champion``
+(what serves stable traffic). Every version carries its lineage as tags (``lineage.*``),
+so ``mlplatform lineage <model>`` can answer the on-call questions from the registry alone.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mlplatform.config import RegistryConfig
+from mlplatform.core.model import LinearModel
+from mlplatform.errors import PlatformError
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+#: What a logged model needs at load time (explicit, so MLflow does not spend seconds inferring).
+PIP_REQUIREMENTS = ["numpy>=2.4,<2.5", "pandas>=2.3,<3", "scipy>=1.13"]
+
+
+class RegistryError(PlatformError):
+    """The model registry could not do what was asked (unknown model, alias or version)."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    version: str
+    run_id: str
+    aliases: tuple[str, ...]
+    tags: dict[str, str]
+    created: str
+
+
+def who() -> str:
+    """The acting user: MLPLATFORM_ACTOR (set by CI or the cluster), else the login name."""
+    return os.environ.get("MLPLATFORM_ACTOR") or getpass.getuser()
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Registry:
+    """A thin wrapper over one MLflow tracking/registry URI (no global state touched at import)."""
+
+    def __init__(self, cfg: RegistryConfig) -> None:
+        import mlflow
+        from mlflow import MlflowClient
+
+        self.cfg = cfg
+        if cfg.tracking_uri.startswith("sqlite:///"):
+            Path(cfg.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        mlflow.set_tracking_uri(cfg.tracking_uri)
+        mlflow.set_registry_uri(cfg.tracking_uri)
+        self.mlflow = mlflow
+        self.client = MlflowClient(cfg.tracking_uri, cfg.tracking_uri)
+
+    def experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.cfg.experiment)
+        if exp is not None:
+            return str(exp.experiment_id)
+        root = Path(self.cfg.artifact_root).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        return str(self.client.create_experiment(self.cfg.experiment, root.as_uri()))
+
+    def log_and_register(
+        self,
+        model_path: Path,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        artifacts: list[Path],
+        lineage: dict[str, str],
+    ) -> VersionInfo:
+        """One MLflow run (params, metrics, plots, the pyfunc model) and a new model version."""
+        from mlplatform.registry.pyfunc import LinearPyfunc
+
+        model = LinearModel.load(model_path)
+        tags = {f"lineage.{k}": str(v) for k, v in lineage.items()}
+        tags |= {"lineage.registered_by": who(), "lineage.registered_at": now()}
+        with self.mlflow.start_run(experiment_id=self.experiment_id()) as run:
+            self.mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            self.mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+            self.mlflow.set_tags(tags)
+            for path in artifacts:
+                self.mlflow.log_artifact(str(path), artifact_path="reports")
+            info = self.mlflow.pyfunc.log_model(
+                name="model",
+                python_model=LinearPyfunc(),
+                artifacts={"model": str(model_path)},
+                pip_requirements=PIP_REQUIREMENTS,
+            )
+        self._ensure_model(model.name)
+        mv = self.client.create_model_version(
+            model.name, info.model_uri, run_id=run.info.run_id, tags=tags
+        )
+        return self.version(model.name, str(mv.version))
+
+    def _ensure_model(self, name: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self.client.create_registered_model(name)
+
+    def version(self, name: str, version: str) -> VersionInfo:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version(name, version)
+        except MlflowException:
+            raise RegistryError(f"model {name!r} has no version {version}") from None
+        created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC)
+        return VersionInfo(
+            name,
+            str(mv.version),
+            str(mv.run_id),
+            tuple(mv.aliases or ()),
+            dict(mv.tags or {}),
+            created.isoformat(timespec="seconds"),
+        )
+
+    def by_alias(self, name: str, alias: str) -> VersionInfo | None:
+        """The version holding ``alias``, or None if no version holds it (or no such model)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            return None
+        return self.version(name, str(mv.version))
+
+    def set_alias(self, name: str, alias: str, version: str, reason: str = "") -> None:
+        """Point ``alias`` at ``version``, recording who and when on the version."""
+        self.version(name, version)  # raises a clear error for an unknown version
+        self.client.set_registered_model_alias(name, alias, version)
+        self.client.set_model_version_tag(name, version, f"{alias}.set_by", who())
+        self.client.set_model_version_tag(name, version, f"{alias}.set_at", now())
+        if reason:
+            self.client.set_model_version_tag(name, version, f"{alias}.reason", reason)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.delete_registered_model_alias(name, alias)
+        except MlflowException:
+            pass
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self.client.get_run(run_id).data.metrics)
+
+    def load(self, name: str, alias: str) -> LinearModel:
+        """The :class:`LinearModel` behind ``models:/<name>@<alias>``."""
+        info = self.by_alias(name, alias)
+        if info is None:
+            raise RegistryError(f"model {name!r} has no version with alias {alias!r}")
+        local = self.mlflow.artifacts.download_artifacts(f"models:/{name}@{alias}")
+        return LinearModel.load(next(Path(local).rglob("model.json")))
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        found = self.client.search_model_versions(f"name = '{name}'")
+        return sorted(
+            (self.version(name, str(v.version)) for v in found), key=lambda v: int(v.version)
+        )
+
+
+def lineage_document(reg: Registry, name: str) -> dict[str, Any]:
+    """The on-call answer: for champion and challenger, what serves, from which data, how it
+    passed validation, who registered/promoted it and when."""
+    out: dict[str, Any] = {"model": name, "tracking_uri": reg.cfg.tracking_uri, "aliases": {}}
+    for alias in (CHAMPION, CHALLENGER):
+        info = reg.by_alias(name, alias)
+        if info is None:
+            continue
+        t = info.tags
+        gate = t.get("lineage.validation")
+        out["aliases"][alias] = {
+            "version": info.version,
+            "run_id": info.run_id,
+            "data_version": t.get("lineage.data_md5"),
+            "data_path": t.get("lineage.data_path"),
+            "git_commit": t.get("lineage.git_commit"),
+            "pipeline_run": t.get("lineage.pipeline_run_id"),
+            "feature_service": t.get("lineage.feature_service"),
+            "config_hash": t.get("lineage.config_hash"),
+            "validation": json.loads(gate) if gate else None,
+            "registered_by": t.get("lineage.registered_by"),
+            "registered_at": t.get("lineage.registered_at"),
+            "alias_set_by": t.get(f"{alias}.set_by"),
+            "alias_set_at": t.get(f"{alias}.set_at"),
+            "alias_reason": t.get(f"{alias}.reason"),
+            "created": info.created,
+        }
+    return out

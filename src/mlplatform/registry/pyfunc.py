@@ -1,0 +1,22 @@
+"""The MLflow pyfunc flavour of a :class:`LinearModel` (``mlflow.pyfunc.load_model`` works)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from mlplatform.core.model import LinearModel
+
+
+class LinearPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Loads ``model.json`` from the logged artifacts; predicts on a DataFrame of raw features."""
+
+    def load_context(self, context: Any) -> None:
+        self.model = LinearModel.load(Path(context.artifacts["model"]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray:
+        return self.model.predict(model_input)

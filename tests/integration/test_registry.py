@@ -1,0 +1,81 @@
+"""The real MLflow (SQLite backend, local artifacts) in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlplatform.config import RegistryConfig, load_config
+from mlplatform.jobs import generate_data, train_job
+from mlplatform.registry.mlflow_registry import (
+    CHALLENGER,
+    CHAMPION,
+    Registry,
+    RegistryError,
+    lineage_document,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("reg")
+    cfg = load_config("configs/credit-risk.yaml", env={}).with_overrides(
+        data={"rows": 400, "data_dir": str(tmp / "data")},
+        train={"epochs": 100},
+        artifacts_dir=str(tmp / "artifacts"),  # type: ignore[arg-type]
+    )
+    data = generate_data(cfg)
+    return train_job(cfg, data).files["model"], data
+
+
+def test_register_alias_load_and_lineage(tmp_path: Path, trained: tuple[Path, Path]) -> None:
+    model_path, data = trained
+    reg = Registry(
+        RegistryConfig(
+            tracking_uri=f"sqlite:///{tmp_path}/m.db", artifact_root=str(tmp_path / "art")
+        )
+    )
+    gate = {"passed": True, "checks": []}
+    v1 = reg.log_and_register(
+        model_path,
+        {"lr": 2.0},
+        {"roc_auc": 0.8},
+        [],
+        {"data_md5": "aaa", "validation": json.dumps(gate)},
+    )
+    v2 = reg.log_and_register(
+        model_path,
+        {"lr": 2.0},
+        {"roc_auc": 0.81},
+        [],
+        {"data_md5": "bbb", "validation": json.dumps(gate)},
+    )
+    assert (v1.version, v2.version) == ("1", "2")
+    reg.set_alias("credit-risk", CHAMPION, v1.version, "first model")
+    reg.set_alias("credit-risk", CHALLENGER, v2.version)
+    assert reg.by_alias("credit-risk", CHAMPION).version == "1"  # type: ignore[union-attr]
+    model = reg.load("credit-risk", CHALLENGER)
+    rows = pd.read_parquet(data).head(5)
+    assert ((model.predict(rows) >= 0) & (model.predict(rows) <= 1)).all()
+    doc = lineage_document(reg, "credit-risk")
+    assert doc["aliases"][CHAMPION]["data_version"] == "aaa"
+    assert doc["aliases"][CHALLENGER]["data_version"] == "bbb"
+    assert doc["aliases"][CHAMPION]["alias_reason"] == "first model"
+    assert doc["aliases"][CHAMPION]["validation"] == gate
+    assert reg.run_metrics(v2.run_id)["roc_auc"] == 0.81
+
+
+def test_unknown_alias_and_version_are_clear_errors(tmp_path: Path) -> None:
+    reg = Registry(
+        RegistryConfig(
+            tracking_uri=f"sqlite:///{tmp_path}/m.db", artifact_root=str(tmp_path / "art")
+        )
+    )
+    assert reg.by_alias("nope", CHAMPION) is None
+    with pytest.raises(RegistryError, match="no version with alias 'champion'"):
+        reg.load("nope", CHAMPION)
+    with pytest.raises(RegistryError, match="has no version 9"):
+        reg.version("nope", "9")

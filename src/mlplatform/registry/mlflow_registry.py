@@ -7,6 +7,7 @@ so ``mlplatform lineage <model>`` can answer the on-call questions from the regi
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -151,10 +152,8 @@ class Registry:
     def delete_alias(self, name: str, alias: str) -> None:
         from mlflow.exceptions import MlflowException
 
-        try:
+        with contextlib.suppress(MlflowException):
             self.client.delete_registered_model_alias(name, alias)
-        except MlflowException:
-            pass
 
     def run_metrics(self, run_id: str) -> dict[str, float]:
         return dict(self.client.get_run(run_id).data.metrics)

@@ -24,7 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -197,6 +197,100 @@ def demo(
     from mlplatform.demo import run_demo
 
     run_demo(out, console)
+
+
+@app.command()
+@friendly
+def explain(
+    config: ConfigOpt = Path("configs/credit-risk.yaml"),
+    model: Annotated[
+        Path | None, typer.Option(help="model.json (default artifacts/<model>/).")
+    ] = None,
+    row: Annotated[
+        str | None, typer.Option(help="A row as JSON (list in feature order or object).")
+    ] = None,
+    entity_id: Annotated[int | None, typer.Option(help="Explain this entity's latest row.")] = None,
+    model_report: Annotated[
+        bool, typer.Option("--global", help="Explain a sample of test rows: per-model report.")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="Output folder.")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+) -> None:
+    """LIME contributions, the anchor rule and explanation quality, with PNG and HTML reports."""
+    from mlplatform.explain_cli import explain_command
+
+    cfg = load_config(config)
+    explain_command(cfg, model, row, entity_id, model_report, out, seed, console)
+
+
+pipeline_app = typer.Typer(
+    help="The KFP training pipeline: compile, run locally.", no_args_is_help=True
+)
+app.add_typer(pipeline_app, name="pipeline")
+
+
+@pipeline_app.command("compile")
+@friendly
+def pipeline_compile(
+    out: Annotated[Path, typer.Option(help="YAML to write.")] = Path(
+        "pipelines/training_pipeline.yaml"
+    ),
+) -> None:
+    """Compile pipelines/training_pipeline.py to the YAML users upload in the KFP UI."""
+    import sys
+
+    sys.path.insert(0, str(Path.cwd()))
+    from pipelines.training_pipeline import compile_pipeline
+
+    console.print(f"compiled → {compile_pipeline(out)}")
+
+
+@pipeline_app.command("run")
+@friendly
+def pipeline_run(
+    config: ConfigOpt = Path("configs/house-price.yaml"),
+    pipeline: Annotated[Path, typer.Option(help="Compiled pipeline YAML.")] = Path(
+        "pipelines/training_pipeline.yaml"
+    ),
+) -> None:
+    """Run the compiled pipeline locally (kfp.local, no cluster): data → ... → register."""
+    from mlplatform.jobs import data_path, generate_data
+    from mlplatform.pipeline_runner import run_local
+
+    cfg = load_config(config)
+    if not data_path(cfg).exists():
+        generate_data(cfg)
+    run = run_local(cfg, pipeline)
+    console.print(f"gate: {'passed' if run.gate.get('passed') else 'not passed'}")
+    for c in run.gate.get("checks", []):
+        console.print(f"  {c['name']} = {c['value']:.4g} (needs {c['op']} {c['threshold']:.4g})")
+    console.print(f"registered {cfg.model_name} version {run.version} as challenger")
+    console.print(f"artifacts: {run.run_dir}")
+
+
+@app.command()
+@friendly
+def lineage(
+    model: Annotated[str, typer.Argument(help="Registered model name, e.g. house-price.")],
+    config: Annotated[
+        Path | None, typer.Option(help="Config (default configs/<model>.yaml).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What is deployed: version, data version, validation, who and when (champion/challenger)."""
+    from mlplatform.lineage import lineage_table
+    from mlplatform.registry.mlflow_registry import Registry, lineage_document
+
+    cfg = load_config(config or Path("configs") / f"{model}.yaml")
+    doc = lineage_document(Registry(cfg.registry), model)
+    if as_json:
+        print(json.dumps(doc, indent=2))
+    elif not doc["aliases"]:
+        raise PlatformError(
+            f"model {model!r} has no champion or challenger in {cfg.registry.tracking_uri}"
+        )
+    else:
+        console.print(lineage_table(doc))
 
 
 def main() -> None:

@@ -127,6 +127,12 @@ class TrainConfig(_Strict):
 class ExplainConfig(_Strict):
     """LIME, Anchor and explanation-quality settings."""
 
+    class_names: tuple[str, str] = Field(
+        default=("negative", "positive"), description="Labels of class 0 and 1 in rules."
+    )
+    background_rows: int = Field(
+        default=2000, ge=10, description="Training rows sampled as the explainers' background."
+    )
     num_samples: int = Field(default=2000, ge=50, le=1_000_000, description="LIME neighbours.")
     kernel_width: float | None = Field(
         default=None, gt=0, description="σ of π_x(z)=exp(-D²/σ²); None = 0.75·sqrt(d)."
@@ -169,6 +175,9 @@ class ValidateConfig(_Strict):
     min_anchor_precision: float | None = Field(
         default=0.8, ge=0, le=1, description="Mean precision of the anchor rules."
     )
+    fail_pipeline: bool = Field(
+        default=True, description="A failed gate fails the validate task (nothing registered)."
+    )
     champion_margin: float = Field(
         default=0.0,
         ge=-1,
@@ -191,6 +200,17 @@ class RegistryConfig(_Strict):
     experiment: str = Field(default="mlplatform", description="MLflow experiment name.")
 
 
+class FeatureStoreConfig(_Strict):
+    """The Feast feature repository."""
+
+    repo_dir: Path = Field(default=Path("feature_repo"), description="Feast repo folder.")
+    store_yaml: Path | None = Field(
+        default=None,
+        description="feature_store YAML; None = <repo_dir>/feature_store.yaml (embedded). "
+        "The cluster uses feature_store.cluster.yaml (Redis online store).",
+    )
+
+
 class PlatformConfig(_Strict):
     """Everything one model needs, from data to explanations."""
 
@@ -207,6 +227,7 @@ class PlatformConfig(_Strict):
     explain: ExplainConfig = ExplainConfig()
     validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
     registry: RegistryConfig = RegistryConfig()
+    feature_store: FeatureStoreConfig = FeatureStoreConfig()
 
     @model_validator(mode="after")
     def _check(self) -> PlatformConfig:

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from mlplatform.cli import app
 
 runner = CliRunner()
-COMMANDS = ["data", "train", "compare-losses", "predict", "demo"]
+COMMANDS = ["data", "train", "compare-losses", "predict", "demo", "explain", "lineage", "pipeline"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -76,6 +76,17 @@ def fit_feature_scaler(cfg: PlatformConfig, train: pd.DataFrame) -> FeatureScale
     )
 
 
+Normalization = tuple[FeatureScaler, TargetScaler]
+
+
+def fit_normalization(cfg: PlatformConfig, train: pd.DataFrame) -> Normalization:
+    """Feature scaler and (regression) target scaler, from the training rows only."""
+    y = target_vector(cfg, train)
+    regression = cfg.task == "regression"
+    tscale = TargetScaler.fit(y) if regression and cfg.normalize.scale_target else TargetScaler()
+    return fit_feature_scaler(cfg, train), tscale
+
+
 def evaluate(model: LinearModel, df: pd.DataFrame, y: FloatArray) -> dict[str, float]:
     pred = model.predict(df)
     if model.task == "classification":
@@ -88,12 +99,11 @@ def train_model(
     splits: datasets.Splits,
     on_epoch: EpochCallback | None = None,
     metadata: dict[str, str] | None = None,
+    norm: Normalization | None = None,
 ) -> TrainingOutcome:
-    """Fit scaler (train rows only) and GD weights; evaluate on every split."""
-    scaler = fit_feature_scaler(cfg, splits.train)
+    """Fit GD weights (and the normalization, on train rows only, unless given); evaluate."""
+    scaler, tscale = norm or fit_normalization(cfg, splits.train)
     y_tr, y_va = target_vector(cfg, splits.train), target_vector(cfg, splits.val)
-    regression = cfg.task == "regression"
-    tscale = TargetScaler.fit(y_tr) if regression and cfg.normalize.scale_target else TargetScaler()
     result = fit(
         scaler.transform(splits.train),
         tscale.forward(y_tr),

@@ -1,0 +1,1 @@
+"""Pipeline definitions (wiring only) and their compiled YAML for the KFP UI."""

@@ -1,0 +1,71 @@
+"""The model-wide view: mean |β| per feature, and a readable depth-3 tree.
+
+* Post-hoc: importance_j = mean over explained rows of |β_j| (LIME, normalized units).
+* Ante-hoc alternative: a regression tree of depth ≤ 3 fitted to the model's own
+  predictions f(background); its fidelity is R² against f (regression) or the share of
+  rows where tree and model pick the same class (classification), on the background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from mlplatform.core.explain.lime import LimeExplanation
+from mlplatform.core.explain.tree import SurrogateTree, fit_tree
+from mlplatform.core.explain.types import FloatArray, PredictFn, Task, call_model
+from mlplatform.core.space import FeatureSpace
+
+
+@dataclass(frozen=True, eq=False)
+class GlobalView:
+    """Feature importances (d,) and the surrogate tree with its fidelity."""
+
+    feature_names: tuple[str, ...]
+    mean_abs_coef: FloatArray
+    tree: SurrogateTree
+    tree_rules: tuple[str, ...]
+    tree_fidelity: float
+    fidelity_metric: Literal["r2", "accuracy"]
+
+    def ranking(self) -> list[tuple[str, float]]:
+        """(feature, mean |β|) from the most to the least important."""
+        order = np.argsort(-self.mean_abs_coef, kind="stable")
+        return [(self.feature_names[j], float(self.mean_abs_coef[j])) for j in order]
+
+
+def global_view(
+    predict_fn: PredictFn,
+    explanations: Sequence[LimeExplanation],
+    background: FloatArray,
+    space: FeatureSpace,
+    task: Task,
+    *,
+    threshold: float = 0.5,
+    max_depth: int = 3,
+) -> GlobalView:
+    """Importances from ``explanations`` and a tree fitted on background rows (n_bg, d)."""
+    importance = np.mean(np.stack([np.abs(e.coefficients) for e in explanations]), axis=0)
+    y = call_model(predict_fn, background)
+    tree = fit_tree(background, y, space, max_depth=max_depth, min_leaf=_min_leaf(y.size))
+    fidelity, metric = tree_fidelity(tree.predict(background), y, task, threshold)
+    return GlobalView(space.names, importance, tree, tree.rules(space), fidelity, metric)
+
+
+def tree_fidelity(
+    t: FloatArray, f: FloatArray, task: Task, threshold: float = 0.5
+) -> tuple[float, Literal["r2", "accuracy"]]:
+    """R² of tree outputs t (n,) against model outputs f (n,), or class agreement."""
+    if task == "classification":
+        return float(np.mean((t >= threshold) == (f >= threshold))), "accuracy"
+    sst = float(np.sum((f - f.mean()) ** 2))
+    sse = float(np.sum((f - t) ** 2))
+    return (1.0 - sse / sst if sst > 0 else float(sse == 0.0)), "r2"
+
+
+def _min_leaf(n: int) -> int:
+    """Leaves hold at least 1% of the rows (5 at least) so the rules stay general."""
+    return max(5, n // 100)

@@ -1,0 +1,1 @@
+"""Adapters that run third-party explainers on the platform's models (reference paths)."""

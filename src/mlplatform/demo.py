@@ -4,13 +4,55 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 from mlplatform.cli import _print_metrics, epoch_progress
-from mlplatform.config import load_config
-from mlplatform.jobs import article_example, compare_losses_job, generate_data, train_job
+from mlplatform.config import PlatformConfig, load_config
+from mlplatform.core.model import LinearModel
+from mlplatform.core.training import split_frame
+from mlplatform.explain_job import explain_model_job, explain_row_job
+from mlplatform.jobs import (
+    article_example,
+    compare_losses_job,
+    data_path,
+    generate_data,
+    read_data,
+    train_job,
+)
+from mlplatform.reporting.explain_report import (
+    contributions_png,
+    write_instance_report,
+    write_model_report,
+)
 
 DEMO_CONFIGS = ("configs/house-price.yaml", "configs/credit-risk.yaml")
+
+
+def _explain(cfg: PlatformConfig, model: LinearModel, console: Console) -> list[str]:
+    """Explain one test row and a sample of rows; return report lines."""
+    splits = split_frame(cfg, read_data(data_path(cfg)))
+    rng = np.random.default_rng(0)
+    one = explain_row_job(cfg, model, splits.train, splits.test.head(1), rng)
+    console.print(one.summary(), highlight=False)
+    sample = explain_model_job(cfg, model, splits.train, splits.test, rng)
+    quality = sample.as_metrics()
+    keys = (
+        "lime_fidelity_r2_mean",
+        "lime_stability_jaccard_mean",
+        "anchor_precision_mean",
+        "anchor_coverage_mean",
+        "global_tree_fidelity",
+    )
+    console.print("explanation quality: " + ", ".join(f"{k} {quality[k]:.3f}" for k in keys))
+    out = cfg.model_dir / "explanations"
+    html = write_model_report(sample, out / "model_report.html", cfg.model_name)
+    row_html = write_instance_report(one, out / "test_row_0.html", f"{cfg.model_name}: test row")
+    contributions_png(one.lime, out / "test_row_0_contributions.png")
+    return [
+        f"- explanation: `{row_html}`, model report: `{html}`",
+        "- quality: " + ", ".join(f"{k} {quality[k]:.3f}" for k in keys),
+    ]
 
 
 def run_demo(out: Path, console: Console, configs: tuple[str, ...] = DEMO_CONFIGS) -> Path:
@@ -26,7 +68,9 @@ def run_demo(out: Path, console: Console, configs: tuple[str, ...] = DEMO_CONFIG
     ]
     for i, path in enumerate(configs):
         cfg = load_config(path).with_overrides(artifacts_dir=str(out))  # type: ignore[arg-type]
-        console.rule(f"2/3 {cfg.model_name}: data → normalize → train ({i + 1}/{len(configs)})")
+        console.rule(
+            f"2/3 {cfg.model_name}: data → normalize → train → explain ({i + 1}/{len(configs)})"
+        )
         data = generate_data(cfg)
         console.print(f"data: {data}")
         with epoch_progress(f"train {cfg.model_name}", cfg.train.epochs) as on_epoch:
@@ -39,7 +83,8 @@ def run_demo(out: Path, console: Console, configs: tuple[str, ...] = DEMO_CONFIG
             "test: " + ", ".join(f"{k} {v:,.4g}" for k, v in test.items()),
             "",
         ]
-        lines += [f"- {k}: `{p}`" for k, p in outputs.files.items()] + [""]
+        lines += [f"- {k}: `{p}`" for k, p in outputs.files.items()]
+        lines += [*_explain(cfg, outputs.outcome.model, console), ""]
     console.rule("3/3 MSE vs MAE vs Huber under outliers")
     files = compare_losses_job(out / "loss-comparison")
     console.print(files["table"].read_text(encoding="utf-8"))

@@ -10,7 +10,7 @@ export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test test-fast lint format bench clean
+.PHONY: help setup demo test test-fast lint format data compile pipeline-local bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,16 @@ lint: setup ## ruff (everything) + mypy --strict (core, config, errors)
 format: setup ## Apply ruff's formatter and import sorting
 	$(BIN)/ruff check --fix --select I src tests bench
 	$(BIN)/ruff format src tests bench
+
+data: setup ## Generate and version the datasets with DVC (dvc repro data stages, dvc push)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro data@house-price data@credit-risk data@diabetes
+	$(BIN)/dvc push
+
+compile: setup ## Compile pipelines/training_pipeline.yaml and components/*.yaml
+	$(BIN)/mlplatform pipeline compile
+
+pipeline-local: setup ## Run the training pipeline locally with kfp.local (CONFIG=configs/house-price.yaml)
+	$(BIN)/mlplatform pipeline run --config $(or $(CONFIG),configs/house-price.yaml)
 
 bench: setup ## Benchmarks: ratios against baselines measured in the same run
 	$(BIN)/python -m bench

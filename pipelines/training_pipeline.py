@@ -65,10 +65,33 @@ def training_pipeline(config_json: str, git_commit: str = "unknown") -> None:
         )
 
 
+COMPONENTS = {
+    "data": data,
+    "normalize": normalize,
+    "train_gd": train_gd,
+    "explain": explain,
+    "validate": validate,
+    "register": register,
+}
+COMPONENT_DIR = Path(__file__).resolve().parents[1] / "components"
+
+
 def compile_pipeline(path: Path = COMPILED) -> Path:
     compiler.Compiler().compile(training_pipeline, str(path))
     return path
 
 
+def compile_components(folder: Path = COMPONENT_DIR) -> list[Path]:
+    """Each component as a reusable YAML (``kfp.components.load_component_from_file``)."""
+    paths = []
+    for name, component in COMPONENTS.items():
+        path = folder / f"{name}.yaml"
+        compiler.Compiler().compile(component, str(path))
+        paths.append(path)
+    return paths
+
+
 if __name__ == "__main__":
     print(compile_pipeline())
+    for p in compile_components():
+        print(p)

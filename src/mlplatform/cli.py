@@ -236,13 +236,15 @@ def pipeline_compile(
         "pipelines/training_pipeline.yaml"
     ),
 ) -> None:
-    """Compile pipelines/training_pipeline.py to the YAML users upload in the KFP UI."""
+    """Compile the pipeline (the YAML to upload in the KFP UI) and each component's YAML."""
     import sys
 
     sys.path.insert(0, str(Path.cwd()))
-    from pipelines.training_pipeline import compile_pipeline
+    from pipelines.training_pipeline import compile_components, compile_pipeline
 
     console.print(f"compiled → {compile_pipeline(out)}")
+    for path in compile_components():
+        console.print(f"component → {path}")
 
 
 @pipeline_app.command("run")

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +78,16 @@ def git_commit(base: Path) -> str:
     return head + ("-dirty" if dirty else "")
 
 
+@contextmanager
+def quiet_local_runner() -> Iterator[None]:
+    """Silence kfp.local's warnings that do not apply here: our image *is* this environment,
+    and CPU/memory requests only take effect on a cluster."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+        yield
+
+
 def run_local(
     cfg: PlatformConfig, pipeline: Path = DEFAULT_PIPELINE, base: Path | None = None
 ) -> PipelineRun:
@@ -90,7 +103,8 @@ def run_local(
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     pipe = components.load_component_from_file(str(pipeline))
     try:
-        pipe(config_json=cfg.to_json(), git_commit=git_commit(base))
+        with quiet_local_runner():
+            pipe(config_json=cfg.to_json(), git_commit=git_commit(base))
         failure = None
     except RuntimeError as exc:  # kfp.local: "... finished with status FAILURE ..."
         failure = str(exc).splitlines()[0]

@@ -211,6 +211,49 @@ class FeatureStoreConfig(_Strict):
     )
 
 
+class ServeConfig(_Strict):
+    """The local serving stack (router, predictors, transformer, explainer) on loopback."""
+
+    host: str = Field(default="127.0.0.1", description="Bind address of every local server.")
+    router_port: int = Field(default=8080, ge=1, le=65535, description="Clients call this.")
+    stable_port: int = Field(default=8081, ge=1, le=65535, description="Champion predictor.")
+    canary_port: int = Field(default=8082, ge=1, le=65535, description="Challenger predictor.")
+    transformer_port: int = Field(default=8083, ge=1, le=65535, description="Feast transformer.")
+    explainer_port: int = Field(default=8084, ge=1, le=65535, description="LIME/Anchor explainer.")
+    canary_percent: int = Field(default=10, ge=0, le=100, description="Initial canary share.")
+    payload_db: Path = Field(
+        default=Path("artifacts/payloads.db"), description="SQLite payload log (embedded)."
+    )
+    max_instances: int = Field(default=10_000, gt=0, description="Rows per request, at most.")
+    max_body_bytes: int = Field(
+        default=8_000_000, gt=0, description="Largest request body accepted (HTTP 413 above)."
+    )
+
+
+class RolloutConfig(_Strict):
+    """Canary steps and the metrics that must hold against the stable variant at each step."""
+
+    steps: tuple[int, ...] = Field(default=(10, 50, 100), description="Canary % per step.")
+    min_requests: int = Field(default=200, gt=0, description="Canary requests before judging.")
+    max_step_seconds: float = Field(default=300, gt=0, description="Judge after this at latest.")
+    max_error_rate: float = Field(default=0.01, ge=0, le=1, description="Canary error ceiling.")
+    max_error_rate_increase: float = Field(
+        default=0.005, ge=0, le=1, description="Canary error rate minus stable's, at most."
+    )
+    max_p95_latency_ratio: float = Field(
+        default=1.5, gt=0, description="Canary p95 latency / stable p95, at most."
+    )
+    max_prediction_shift: float = Field(
+        default=0.3, gt=0, le=1, description="KS statistic between the variants' predictions."
+    )
+    max_ground_truth_error_ratio: float | None = Field(
+        default=1.2, gt=0, description="Canary / stable error on labelled traffic, at most."
+    )
+    min_explain_fidelity: float | None = Field(
+        default=0.5, le=1, description="Canary's LIME weighted R² from its registry run."
+    )
+
+
 class PlatformConfig(_Strict):
     """Everything one model needs, from data to explanations."""
 
@@ -228,6 +271,8 @@ class PlatformConfig(_Strict):
     validate_: ValidateConfig = Field(default=ValidateConfig(), alias="validate")
     registry: RegistryConfig = RegistryConfig()
     feature_store: FeatureStoreConfig = FeatureStoreConfig()
+    serve: ServeConfig = ServeConfig()
+    rollout: RolloutConfig = RolloutConfig()
 
     @model_validator(mode="after")
     def _check(self) -> PlatformConfig:

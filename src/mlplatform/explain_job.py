@@ -18,18 +18,21 @@ from mlplatform.core.explain import (
 )
 from mlplatform.core.explain.types import PredictFn
 from mlplatform.core.model import LinearModel
+from mlplatform.core.training import background_sample
 from mlplatform.errors import DataError
 
 FloatArray = np.ndarray
 
 
-def background(cfg: PlatformConfig, model: LinearModel, train: pd.DataFrame) -> FloatArray:
-    """Encoded training rows (at most ``explain.background_rows``, a seeded sample)."""
-    if len(train) == 0:
-        raise DataError("the explainers need training rows as background; got none")
-    n = min(len(train), cfg.explain.background_rows)
-    sample = train.sample(n=n, random_state=cfg.data.seed) if n < len(train) else train
-    return model.encode(sample)
+def background(
+    cfg: PlatformConfig, model: LinearModel, train: pd.DataFrame | None = None
+) -> FloatArray:
+    """Encoded training rows: a seeded sample of ``train``, else the model's stored sample."""
+    if train is not None and len(train):
+        return background_sample(cfg, model.scaler, train)
+    if model.background is not None and len(model.background):
+        return model.background
+    raise DataError("the explainers need training rows as background; got none")
 
 
 def explain_row_job(

@@ -15,6 +15,7 @@ from mlplatform.core.explain.surrogate import (
     forward_select,
     lasso_select,
     ridge_fit,
+    shared_moments,
     weighted_moments,
     weighted_r2,
 )
@@ -160,6 +161,88 @@ def test_empty_background_and_too_many_features_raise(space, background):
 def test_predict_fn_with_wrong_output_shape_raises(space, background):
     with pytest.raises(ExplanationError, match="predict_fn"):
         explain(space, background, f=lambda X: np.zeros((X.shape[0], 2)))
+
+
+# --- common random numbers: one noise draw shared by the rows of a batch -----------------
+
+
+def _coefs(explanations) -> np.ndarray:
+    return np.stack([e.coefficients for e in explanations])
+
+
+@pytest.mark.parametrize("method", ["none", "forward", "lasso"])
+def test_shared_noise_batch_equals_each_row_explained_alone(space, background, method):
+    """The shared draw does not depend on the batch size: one seed, one ε for any batch."""
+    rows = background[:8]  # several region codes: several shared designs
+    kw = {"f": logistic, "task": "classification", "seed": 3, "feature_selection": method}
+    batch = explain(space, background, rows=rows, num_features=3, **kw)
+    for r, e in enumerate(batch):
+        alone = explain(space, background, rows=rows[r : r + 1], num_features=3, **kw)[0]
+        np.testing.assert_allclose(e.coefficients, alone.coefficients, rtol=0, atol=1e-8)
+        assert e.selected == alone.selected
+        assert e.intercept == pytest.approx(alone.intercept, abs=1e-8)
+        assert e.score_r2 == pytest.approx(alone.score_r2, abs=1e-8)
+
+
+def test_shared_noise_single_row_equals_independent_noise(space, background):
+    """Both samplers draw the same ε for one row, so one-row explanations coincide."""
+    rows, rng = background[2:3], np.random.default_rng
+    shared = lime_explain_batch(logistic, rows, background, space, "regression", cfg(), rng(5))
+    alone = lime_explain_batch(
+        logistic, rows, background, space, "regression", cfg(), rng(5), shared_noise=False
+    )
+    np.testing.assert_allclose(shared[0].coefficients, alone[0].coefficients, rtol=0, atol=1e-8)
+
+
+def test_numeric_rows_share_one_design_and_keep_their_own_targets():
+    """f = x₀x₁ has gradient (x₁, x₀) at x: each row of a batch must recover its own."""
+    rng = np.random.default_rng(4)
+    B = rng.random((400, 3))
+    numeric = FeatureSpace(names=("a", "b", "c"))
+    rows = np.array([[0.1, 0.9, 0.5], [0.9, 0.1, 0.5], [0.5, 0.5, 0.5]])
+
+    def product(Z: np.ndarray) -> np.ndarray:
+        return Z[:, 0] * Z[:, 1]
+
+    def run(X: np.ndarray) -> np.ndarray:
+        c = cfg(num_features=3)
+        return _coefs(lime_explain_batch(product, X, B, numeric, "regression", c, rng))
+
+    coefs = run(rows)
+    np.testing.assert_allclose(coefs[:, :2], rows[:, [1, 0]], atol=0.03)
+    assert np.abs(coefs[0] - coefs[1]).max() > 0.5  # not one shared answer
+    alone = np.concatenate([run(x[None]) for x in rows])
+    assert np.abs(coefs - alone).max() < 0.05  # other ε, same answer
+
+
+def test_seeds_draw_different_noise_and_duplicates_need_independent_noise(space, background):
+    rows = np.repeat(background[:1], 3, axis=0)
+    same = explain(space, background, f=logistic, task="classification", rows=rows, seed=0)
+    other = explain(space, background, f=logistic, task="classification", rows=rows, seed=1)
+    assert np.ptp(_coefs(same), axis=0).max() < 1e-12  # duplicates share the neighbourhood
+    assert np.abs(_coefs(same) - _coefs(other)).max() > 1e-4  # a new seed, a new ε
+    indep = lime_explain_batch(
+        logistic,
+        rows,
+        background,
+        space,
+        "classification",
+        cfg(),
+        np.random.default_rng(0),
+        shared_noise=False,
+    )
+    assert np.ptp(_coefs(indep), axis=0).max() > 1e-4
+
+
+def test_shared_moments_match_per_neighbourhood_moments():
+    U, y, w = _problem()
+    shared = shared_moments(U[0], y, w[0])
+    each = weighted_moments(np.repeat(U[:1], 4, axis=0), y, np.repeat(w[:1], 4, axis=0))
+    for name in ("gram", "cross", "sst", "u_mean", "y_mean", "weight_sum", "y_first"):
+        np.testing.assert_allclose(getattr(shared, name), getattr(each, name), rtol=1e-9, atol=1e-9)
+    mask = np.ones((4, 5), dtype=bool)
+    for a, b in zip(ridge_fit(shared, mask, 2.0), ridge_fit(each, mask, 2.0), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 # --- the batched surrogate algebra against sklearn and brute force ----------------------

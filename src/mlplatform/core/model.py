@@ -40,6 +40,9 @@ class LinearModel:
     threshold: float = 0.5
     units: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: A sample of encoded training rows (n, d): the explainers' background wherever the model
+    #: goes (the served explainer has no access to the training data).
+    background: FloatArray | None = None
 
     @cached_property
     def space(self) -> FeatureSpace:
@@ -121,6 +124,7 @@ class LinearModel:
             "bias": self.bias,
             "units": self.units,
             "metadata": self.metadata,
+            "background": None if self.background is None else self.background.tolist(),
         }
 
     @classmethod
@@ -138,6 +142,9 @@ class LinearModel:
             threshold=float(d["threshold"]),
             units=dict(d.get("units", {})),
             metadata=dict(d.get("metadata", {})),
+            background=None
+            if d.get("background") is None
+            else np.asarray(d["background"], dtype=np.float64),
         )
 
     def save(self, path: Path) -> Path:

@@ -94,6 +94,15 @@ def evaluate(model: LinearModel, df: pd.DataFrame, y: FloatArray) -> dict[str, f
     return regression_metrics(y, pred)
 
 
+def background_sample(
+    cfg: PlatformConfig, scaler: FeatureScaler, train: pd.DataFrame
+) -> FloatArray:
+    """Encoded training rows (at most ``explain.background_rows``, seeded) for the explainers."""
+    n = min(len(train), cfg.explain.background_rows)
+    rows = train.sample(n=n, random_state=cfg.data.seed) if n < len(train) else train
+    return scaler.encode(rows)
+
+
 def train_model(
     cfg: PlatformConfig,
     splits: datasets.Splits,
@@ -124,6 +133,7 @@ def train_model(
         threshold=cfg.train.threshold,
         units={k: v for k, v in UNITS.items() if k in cfg.feature_names},
         metadata=dict(metadata or {}),
+        background=background_sample(cfg, scaler, splits.train),
     )
     metrics = {
         name: evaluate(model, part, target_vector(cfg, part))

@@ -11,6 +11,8 @@ import contextlib
 import getpass
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path

@@ -12,23 +12,38 @@ keeping x's category). The ridge penalty acts on standardized inputs (z_j / s_j)
 in ``lime``, so it does not depend on a column's spread.
 
 All rows of a batch are explained with one ``predict_fn`` call on (R·N, d) samples.
+
+:func:`lime_explain_batch` uses common random numbers: one draw of the noise ε and of
+the categorical codes serves the whole batch (:func:`.neighbourhood.sample_shared`).
+Row x's β̂ is a function of f, x and the draws (ε_n, c_n), n ≤ N, alone, which are
+i.i.d. whether or not other rows reuse them, so each row's explanation has exactly the
+distribution LIME's has (the same seed gives the same β̂ in any batch); only different
+rows' explanations become correlated. Per-row results (coefficients, R², agreement
+with ``lime``) are unchanged in law; averages over rows stay unbiased, but their
+sampling error no longer shrinks as 1/√R (the rows' errors are positively correlated),
+so aggregate over independent draws when that matters. Rows with the same categorical
+values (all rows, for numeric data) share the inputs U and weights π, so their Gram
+matrix is computed once (and, for one design with every feature kept, factorized
+once) and only Σπ u f(z) differs per row. Duplicated rows get identical explanations:
+pass ``shared_noise=False`` for independent neighbourhoods (as the seed-stability
+metrics do, via :func:`explain_prepared`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from mlplatform.config import ExplainConfig
 from mlplatform.core.explain.neighbourhood import (
     Background,
-    Neighbourhood,
     kernel_weights,
-    row_chunks,
+    neighbourhood_moments,
     sample_neighbourhood,
+    sample_shared,
+    shared_neighbourhood_moments,
     summarize_background,
-    surrogate_inputs,
 )
 from mlplatform.core.explain.surrogate import (
     Moments,
@@ -36,7 +51,6 @@ from mlplatform.core.explain.surrogate import (
     lasso_select,
     residual_ss,
     ridge_fit,
-    weighted_moments,
     weighted_r2,
 )
 from mlplatform.core.explain.types import (
@@ -123,15 +137,19 @@ def lime_explain_batch(
     rng: np.random.Generator,
     *,
     target_class: int = 1,
+    shared_noise: bool = True,
 ) -> tuple[LimeExplanation, ...]:
     """Explain every row of ``rows`` (R, d) with one model call on R·cfg.num_samples samples.
 
-    ``background``: (n_bg, d) encoded training rows; raises DataError for invalid rows and
-    ExplanationError for an empty background or ``cfg.num_features`` > d.
+    ``background``: (n_bg, d) encoded training rows; ``shared_noise``: one noise draw for
+    the batch (module docstring). Raises DataError for invalid rows and ExplanationError
+    for an empty background or ``cfg.num_features`` > d.
     """
     X = check_rows(rows, space, cfg)
     bg = summarize_background(check_background(background, space), space)
-    return explain_prepared(predict_fn, X, bg, space, task, cfg, rng, target_class)
+    return explain_prepared(
+        predict_fn, X, bg, space, task, cfg, rng, target_class, shared_noise=shared_noise
+    )
 
 
 def explain_prepared(
@@ -143,18 +161,31 @@ def explain_prepared(
     cfg: ExplainConfig,
     rng: np.random.Generator,
     target_class: int = 1,
+    *,
+    shared_noise: bool = False,
 ) -> tuple[LimeExplanation, ...]:
-    """:func:`lime_explain_batch` for already validated rows X: (R, d) and background."""
-    nb = sample_neighbourhood(X, bg, cfg.num_samples, rng)
-    R, N, d = nb.Z.shape
-    y = call_model(predict_fn, nb.Z.reshape(R * N, d)).reshape(R, N)
+    """:func:`lime_explain_batch` for already validated rows X: (R, d) and background.
+
+    Independent neighbourhoods per row unless ``shared_noise``.
+    """
     label = int(target_class) if task == "classification" else None
-    if label == 0:
-        y = 1.0 - y
-    width = kernel_width(cfg, d)
-    m = neighbourhood_moments(nb, X, y, kernel_weights(nb.d2, width), bg)
+    width = kernel_width(cfg, X.shape[1])
+    if shared_noise:
+        snb = sample_shared(X, bg, cfg.num_samples, rng)
+        m = shared_neighbourhood_moments(snb, _targets(predict_fn, snb.Z, label), width)
+    else:
+        nb = sample_neighbourhood(X, bg, cfg.num_samples, rng)
+        y = _targets(predict_fn, nb.Z, label)
+        m = neighbourhood_moments(nb, X, y, kernel_weights(nb.d2, width), bg)
     fit = _fit(m, X, bg, cfg, width, label)
-    return tuple(_package(fit, r, X, bg, space, cfg) for r in range(R))
+    return tuple(_package(fit, r, X, bg, space, cfg) for r in range(X.shape[0]))
+
+
+def _targets(predict_fn: PredictFn, Z: FloatArray, label: int | None) -> FloatArray:
+    """f(z) (R, N) for samples Z (R, N, d) in one model call; 1 − P(class 1) for class 0."""
+    R, N, d = Z.shape
+    y = call_model(predict_fn, Z.reshape(R * N, d)).reshape(R, N)
+    return 1.0 - y if label == 0 else y
 
 
 def _fit(
@@ -186,18 +217,6 @@ def _fit(
         width=width,
         label=label,
     )
-
-
-def neighbourhood_moments(
-    nb: Neighbourhood, X: FloatArray, y: FloatArray, w: FloatArray, bg: Background
-) -> Moments:
-    """Weighted moments of the surrogate inputs of every neighbourhood, chunk by chunk."""
-    R, N, d = nb.Z.shape
-    parts = [
-        weighted_moments(surrogate_inputs(nb.Z[sl], X[sl], bg), y[sl], w[sl])
-        for sl in row_chunks(R, N, d)
-    ]
-    return Moments(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Moments)))
 
 
 def select_features(m: Moments, cfg: ExplainConfig) -> BoolArray:

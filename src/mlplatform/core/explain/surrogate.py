@@ -9,6 +9,12 @@ Everything works on the weighted, centred second moments of each neighbourhood r
 so a ridge fit on the features in mask m is β = (G_mm + αI)⁻¹ b_m, intercept ȳ − ū·β,
 exactly sklearn's ``Ridge(alpha).fit(U, y, sample_weight=w)``, and any subset costs a
 (d × d) solve instead of a pass over the N samples.
+
+When neighbourhoods share their inputs and weights (:func:`shared_moments`), G and ū
+are computed once and stored as read-only broadcast views (stride 0 over R): every
+function below reads them as (R, ...) arrays, and when every feature is kept
+:func:`ridge_fit` factorizes the one G once for all right-hand sides b. Forward
+selection and the lasso stay vectorized over rows: they only index G and b.
 """
 
 from __future__ import annotations
@@ -59,13 +65,51 @@ def weighted_moments(U: FloatArray, y: FloatArray, w: FloatArray) -> Moments:
     )
 
 
+def shared_moments(U: FloatArray, Y: FloatArray, w: FloatArray) -> Moments:
+    """Moments of R neighbourhoods with common inputs U: (N, d) and weights w: (N,).
+
+    Only the targets Y: (R, N) differ, so G = Ũᵀ W Ũ (Ũ = U − ū) is formed once and
+    b = (Y − ȳ) W Ũ for all rows is one (R × N)·(N × d) product.
+    """
+    R, d = Y.shape[0], U.shape[1]
+    sw = float(w.sum())
+    u_mean = (w @ U) / sw
+    Uc = U - u_mean
+    WUc = Uc * w[:, None]
+    gram = Uc.T @ WUc
+    y_mean = (Y @ w) / sw
+    Yc = Y - y_mean[:, None]
+    cross = Yc @ WUc
+    np.square(Yc, out=Yc)
+    sst = Yc @ w
+    return Moments(
+        np.broadcast_to(gram, (R, d, d)),
+        cross,
+        np.maximum(sst, 0.0),
+        np.broadcast_to(u_mean, (R, d)),
+        y_mean,
+        np.full(R, sw),
+        Y[:, 0].copy(),
+    )
+
+
+def is_shared(gram: FloatArray) -> bool:
+    """Whether every neighbourhood's Gram matrix is the same (a broadcast view or R = 1)."""
+    return gram.shape[0] == 1 or gram.strides[0] == 0
+
+
 def ridge_fit(m: Moments, mask: BoolArray, alpha: float) -> tuple[FloatArray, FloatArray]:
     """Ridge on the features where ``mask`` (R, d) is True: coef (R, d) (0 elsewhere), b₀ (R,).
 
     Unselected features get an identity row and a zero right-hand side, so one batched
-    (d × d) solve serves neighbourhoods with different selections.
+    (d × d) solve serves neighbourhoods with different selections; a shared G with every
+    feature selected is solved once with a (d × R) right-hand side.
     """
     d = mask.shape[1]
+    if is_shared(m.gram) and mask.all():
+        G = m.gram[0] + (alpha + _JITTER * _diag_scale(m.gram[:1])[0]) * np.eye(d)
+        coef = np.linalg.solve(G, m.cross.T).T
+        return coef, m.y_mean - (m.u_mean * coef).sum(axis=1)
     pair = mask[:, :, None] & mask[:, None, :]
     eye = np.eye(d, dtype=bool)[None]
     G = np.where(pair, m.gram, 0.0) + np.where(eye & ~mask[:, :, None], 1.0, 0.0)

@@ -223,6 +223,61 @@ def explain(
     explain_command(cfg, model, row, entity_id, model_report, out, seed, console)
 
 
+@app.command()
+@friendly
+def serve(
+    config: ConfigOpt = Path("configs/house-price.yaml"),
+    canary: Annotated[
+        bool | None, typer.Option("--canary/--no-canary", help="Default: if a challenger exists.")
+    ] = None,
+) -> None:
+    """Start router, stable + canary predictors, transformer and explainer on loopback."""
+    import signal
+    import threading
+
+    from mlplatform.serving.stack import LocalStack, has_canary
+
+    cfg = load_config(config)
+    stack = LocalStack(cfg, config, canary if canary is not None else has_canary(cfg))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with stack:
+        table = Table(title=f"{cfg.model_name}: local serving stack (Ctrl-C stops everything)")
+        table.add_column("service")
+        table.add_column("listens on")
+        for svc in stack.services():
+            table.add_row(svc.name, stack.url(svc.port))
+        console.print(table)
+        name = cfg.model_name
+        console.print(f"predict: POST {stack.url(cfg.serve.router_port)}/v1/models/{name}:predict")
+        stop.wait()
+        console.print("stopping ...")
+    console.print("stopped; no server left running")
+
+
+features_app = typer.Typer(help="The Feast feature store.", no_args_is_help=True)
+app.add_typer(features_app, name="features")
+
+
+@features_app.command("materialize")
+@friendly
+def features_materialize(config: ConfigOpt = Path("configs/house-price.yaml")) -> None:
+    """Register the model's feature views (feast apply) and fill the online store."""
+    from datetime import UTC, datetime
+
+    from mlplatform.features import apply, feature_store, materialize
+    from mlplatform.jobs import data_path, generate_data
+
+    cfg = load_config(config)
+    if not data_path(cfg).exists():
+        generate_data(cfg)
+    store = feature_store(cfg.feature_store.repo_dir, cfg.feature_store.store_yaml)
+    apply(store, [cfg])
+    materialize(store, end=datetime.now(UTC))
+    console.print(f"{cfg.model_name}: online store filled from {data_path(cfg)}")
+
+
 pipeline_app = typer.Typer(
     help="The KFP training pipeline: compile, run locally.", no_args_is_help=True
 )

@@ -13,7 +13,18 @@ from typer.testing import CliRunner
 from mlplatform.cli import app
 
 runner = CliRunner()
-COMMANDS = ["data", "train", "compare-losses", "predict", "demo", "explain", "lineage", "pipeline"]
+COMMANDS = [
+    "data",
+    "train",
+    "compare-losses",
+    "predict",
+    "demo",
+    "explain",
+    "lineage",
+    "pipeline",
+    "serve",
+    "features",
+]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -122,6 +122,18 @@ class FeatureScaler:
         ]
         return np.column_stack(cols) if cols else np.zeros((len(df), 0))
 
+    def decode(self, encoded: FloatArray) -> pd.DataFrame:
+        """Encoded (n, d) → raw feature frame: numerics back to their units, codes to labels."""
+        cols: dict[str, Any] = {}
+        for j, name in enumerate(self.order):
+            if name in self.categories:
+                labels = np.asarray(self.categories[name], dtype=object)
+                cols[name] = labels[encoded[:, j].astype(np.int64)]
+            else:
+                k = self.numeric.index(name)
+                cols[name] = encoded[:, j] * self.scale[k] + self.offset[k]
+        return pd.DataFrame(cols)
+
     def design(self, encoded: FloatArray) -> FloatArray:
         """Encoded (n, d) → design matrix (n, n_numeric + Σ categories) with one-hot columns."""
         num_idx = [self.order.index(c) for c in self.numeric]

@@ -95,12 +95,14 @@ class Registry:
             self.mlflow.set_tags(tags)
             for path in artifacts:
                 self.mlflow.log_artifact(str(path), artifact_path="reports")
-            info = self.mlflow.pyfunc.log_model(
-                name="model",
-                python_model=LinearPyfunc(),
-                artifacts={"model": str(model_path)},
-                pip_requirements=PIP_REQUIREMENTS,
-            )
+            with tempfile.TemporaryDirectory() as tmp:  # a KFP artifact has no .json suffix
+                staged = shutil.copy(model_path, Path(tmp) / "model.json")
+                info = self.mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=LinearPyfunc(),
+                    artifacts={"model": str(staged)},
+                    pip_requirements=PIP_REQUIREMENTS,
+                )
         self._ensure_model(model.name)
         mv = self.client.create_model_version(
             model.name, info.model_uri, run_id=run.info.run_id, tags=tags

@@ -1,0 +1,133 @@
+"""The explainer: LIME + Anchor + quality for each row, calling the predictor back over HTTP.
+
+    python -m mlplatform.serving.explainer --platform_config configs/credit-risk.yaml \\
+        --model_name credit-risk --predictor_host 127.0.0.1:8081 --http_port 8084
+
+As in KServe's cluster layout, the explainer holds no model weights it predicts with: every
+neighbourhood sample is decoded back to raw feature rows and sent to the predictor in one
+``:predict`` call per batch (orjson bodies). The served model's scaler and background sample
+come from the registry, so explanations live in the same space as in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+from kserve import Model
+from kserve.errors import InvalidInput
+
+from mlplatform.config import PlatformConfig
+from mlplatform.core.explain.explainer import explain_rows
+from mlplatform.core.explain.types import check_background, check_rows
+from mlplatform.core.model import LinearModel
+from mlplatform.errors import PlatformError
+from mlplatform.explain_job import background
+from mlplatform.serving.inputs import v1_frame
+from mlplatform.serving.process import base_parser, load_platform_config, serve
+
+FloatArray = np.ndarray
+MAX_ROWS = 100
+
+
+class RemotePredict:
+    """``predict_fn(encoded) -> predictions`` that asks the predictor over HTTP (KServe v1)."""
+
+    def __init__(
+        self, base_url: str, name: str, model: LinearModel, chunk: int, timeout: float = 60
+    ) -> None:
+        self.url = f"{base_url.rstrip('/')}/v1/models/{name}:predict"
+        self.model, self.chunk = model, chunk
+        self.client = httpx.Client(timeout=timeout)
+
+    def __call__(self, encoded: FloatArray) -> FloatArray:
+        """One request per ``chunk`` rows (the predictor's per-request limit)."""
+        parts = [
+            self._post(encoded[i : i + self.chunk]) for i in range(0, len(encoded), self.chunk)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def _post(self, encoded: FloatArray) -> FloatArray:
+        rows = self.model.scaler.decode(encoded).values.tolist()
+        body = orjson.dumps({"instances": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
+        resp = self.client.post(
+            self.url, content=body, headers={"content-type": "application/json"}
+        )
+        if resp.status_code != 200:
+            raise PlatformError(f"predictor answered {resp.status_code}: {resp.text[:300]}")
+        return np.asarray(orjson.loads(resp.content)["predictions"], dtype=np.float64)
+
+
+class Explainer(Model):  # type: ignore[misc]
+    def __init__(
+        self, cfg: PlatformConfig, name: str, predictor_url: str, model: LinearModel | None = None
+    ) -> None:
+        super().__init__(name)
+        self.cfg, self.predictor_url, self.model = cfg, predictor_url, model
+        self.version = "local"
+        self.ready = model is not None
+
+    def load(self) -> bool:
+        from mlplatform.registry.mlflow_registry import CHAMPION, Registry
+
+        reg = Registry(self.cfg.registry)
+        self.model = reg.load(self.name, CHAMPION)
+        info = reg.by_alias(self.name, CHAMPION)
+        self.version = info.version if info else ""
+        self.ready = True
+        return True
+
+    async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        if self.model is None:
+            raise InvalidInput(f"model {self.name!r} is not loaded")
+        frame = v1_frame(payload, self.model, self.cfg.entity, MAX_ROWS)
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(None, self._explain, self.model.encode(frame))
+        except PlatformError as exc:
+            raise InvalidInput(str(exc)) from None
+        return {
+            "explanations": [r.to_dict() for r in result],
+            "model_name": self.name,
+            "model_version": self.version,
+        }
+
+    def _explain(self, encoded: FloatArray) -> list[Any]:
+        assert self.model is not None
+        model, cfg = self.model, self.cfg
+        predict = RemotePredict(self.predictor_url, self.name, model, cfg.serve.max_instances)
+        B = check_background(background(cfg, model), model.space)
+        X = check_rows(encoded, model.space, cfg.explain)
+        rng = np.random.default_rng(0)
+        return list(
+            explain_rows(
+                predict,
+                X,
+                B,
+                model.space,
+                cfg.task,
+                cfg.explain,
+                rng,
+                cfg.explain.class_names,
+                model.threshold,
+            )
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(parents=[base_parser()], description=__doc__)
+    args, _ = parser.parse_known_args(argv)
+    cfg = load_platform_config(args.platform_config)
+    host = args.predictor_host or f"{cfg.serve.host}:{cfg.serve.stable_port}"
+    url = host if host.startswith("http") else f"http://{host}"
+    model = Explainer(cfg, args.model_name or cfg.model_name, url)
+    model.load()
+    serve([model], args.http_port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""The predictor: ``models:/<name>@<alias>`` from MLflow behind KServe's v1 and v2 protocols.
+
+    python -m mlplatform.serving.predictor --platform_config configs/house-price.yaml \\
+        --model_name house-price --alias champion --http_port 8081
+"""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from kserve import Model
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from mlplatform.config import PlatformConfig
+from mlplatform.core.model import LinearModel
+from mlplatform.serving.inputs import Lookup, v1_frame, v2_frame
+from mlplatform.serving.process import base_parser, load_platform_config, serve
+
+
+class Predictor(Model):  # type: ignore[misc]
+    """Loads the model in ``load()``; predicts raw rows (or entity ids via the feature store)."""
+
+    def __init__(
+        self, cfg: PlatformConfig, name: str, alias: str, model: LinearModel | None = None
+    ) -> None:
+        super().__init__(name, return_response_headers=True)
+        self.cfg, self.alias = cfg, alias
+        self.model = model
+        self.version = "local" if model is not None else ""
+        self._lookup: Lookup | None = None
+        if model is not None:
+            self.ready = True
+
+    def load(self) -> bool:
+        from mlplatform.registry.mlflow_registry import Registry
+
+        reg = Registry(self.cfg.registry)
+        info = reg.by_alias(self.name, self.alias)
+        self.model = reg.load(self.name, self.alias)
+        self.version = info.version if info else ""
+        self.ready = True
+        return True
+
+    def lookup(self) -> Lookup:
+        """Entity ids → feature rows from the Feast online store (opened on first use)."""
+        if self._lookup is None:
+            from mlplatform.serving.features import online_lookup
+
+            self._lookup = online_lookup(self.cfg)
+        return self._lookup
+
+    def _model(self) -> LinearModel:
+        if self.model is None:
+            raise InvalidInput(f"model {self.name!r} is not loaded")
+        return self.model
+
+    async def predict(
+        self,
+        payload: Any,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse:
+        model = self._model()
+        if response_headers is not None:
+            response_headers["x-model-version"] = self.version
+        limit = self.cfg.serve.max_instances
+        if isinstance(payload, InferRequest):
+            frame = v2_frame(payload, model, limit)
+            return self._v2_response(payload, model.predict(frame))
+        frame = v1_frame(payload, model, self.cfg.entity, limit, self._lazy_lookup)
+        return {
+            "predictions": model.predict(frame).tolist(),
+            "model_name": self.name,
+            "model_version": self.version,
+        }
+
+    def _lazy_lookup(self, ids: list[int]) -> pd.DataFrame:
+        return self.lookup()(ids)
+
+    def _v2_response(self, request: InferRequest, preds: np.ndarray) -> InferResponse:
+        out = InferOutput("predictions", shape=[len(preds)], datatype="FP64")
+        out.set_data_from_numpy(preds.astype(np.float64), binary_data=False)
+        return InferResponse(
+            model_name=self.name,
+            model_version=self.version,
+            infer_outputs=[out],
+            response_id=request.id or str(uuid.uuid4()),
+        )
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        model = self._model()
+        cats = set(model.scaler.categorical)
+        return [
+            {"name": n, "datatype": "BYTES" if n in cats else "FP64", "shape": [-1]}
+            for n in model.feature_names
+        ]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return [{"name": "predictions", "datatype": "FP64", "shape": [-1]}]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(parents=[base_parser()], description=__doc__)
+    parser.add_argument("--alias", default="champion", help="Registry alias to serve.")
+    args, _ = parser.parse_known_args(argv)
+    cfg = load_platform_config(args.platform_config)
+    model = Predictor(cfg, args.model_name or cfg.model_name, args.alias)
+    model.load()
+    serve([model], args.http_port)
+
+
+if __name__ == "__main__":
+    main()

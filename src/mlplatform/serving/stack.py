@@ -1,0 +1,220 @@
+"""``mlplatform serve``: the whole local serving stack as child processes on loopback.
+
+    router :8080  →  stable predictor (champion) :8081
+                  →  canary predictor (challenger) :8082   (when the challenger differs)
+    transformer :8083 (entity ids → Feast online features → router)
+    explainer   :8084 (LIME/Anchor, calling the stable predictor over HTTP)
+
+Children die with the parent (Linux ``PR_SET_PDEATHSIG``), and :meth:`LocalStack.stop`
+terminates them in reverse order, so Ctrl-C leaves no orphan processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from mlplatform.config import PlatformConfig
+from mlplatform.errors import PlatformError
+
+
+class StackError(PlatformError):
+    """A local server did not start (the message names it and shows its last log lines)."""
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    args: tuple[str, ...]
+    health: str = "/v2/health/ready"
+
+
+@dataclass
+class LocalStack:
+    """Start, check and stop the local servers for one model."""
+
+    cfg: PlatformConfig
+    config_path: Path
+    canary: bool = True
+    log_dir: Path = Path("artifacts/logs")
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def url(self, port: int) -> str:
+        return f"http://{self.cfg.serve.host}:{port}"
+
+    def services(self) -> list[Service]:
+        s, name, cfg = self.cfg.serve, self.cfg.model_name, str(self.config_path)
+        common = ("--platform_config", cfg, "--model_name", name)
+        out = [
+            Service(
+                "stable",
+                s.stable_port,
+                (
+                    "mlplatform.serving.predictor",
+                    *common,
+                    "--alias",
+                    "champion",
+                    "--http_port",
+                    str(s.stable_port),
+                ),
+            )
+        ]
+        if self.canary:
+            out.append(
+                Service(
+                    "canary",
+                    s.canary_port,
+                    (
+                        "mlplatform.serving.predictor",
+                        *common,
+                        "--alias",
+                        "challenger",
+                        "--http_port",
+                        str(s.canary_port),
+                    ),
+                )
+            )
+        router = [
+            "mlplatform.serving.router",
+            "--config",
+            cfg,
+            "--port",
+            str(s.router_port),
+            "--stable-url",
+            self.url(s.stable_port),
+            "--explainer-url",
+            self.url(s.explainer_port),
+        ]
+        if self.canary:
+            router += ["--canary-url", self.url(s.canary_port)]
+        out.append(Service("router", s.router_port, tuple(router), "/healthz"))
+        out.append(
+            Service(
+                "transformer",
+                s.transformer_port,
+                (
+                    "mlplatform.serving.transformer",
+                    *common,
+                    "--predictor_host",
+                    f"{s.host}:{s.router_port}",
+                    "--http_port",
+                    str(s.transformer_port),
+                ),
+            )
+        )
+        out.append(
+            Service(
+                "explainer",
+                s.explainer_port,
+                (
+                    "mlplatform.serving.explainer",
+                    *common,
+                    "--predictor_host",
+                    f"{s.host}:{s.stable_port}",
+                    "--http_port",
+                    str(s.explainer_port),
+                ),
+            )
+        )
+        return out
+
+    def start(self, timeout: float = 90) -> list[Service]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        services = self.services()
+        try:
+            for svc in services:
+                self._spawn(svc)
+                self._wait_ready(svc, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return services
+
+    def _spawn(self, svc: Service) -> None:
+        log = (self.log_dir / f"{self.cfg.model_name}-{svc.name}.log").open("wb")
+        self.procs[svc.name] = subprocess.Popen(
+            [sys.executable, "-m", *svc.args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def _wait_ready(self, svc: Service, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        url = self.url(svc.port) + svc.health
+        while time.monotonic() < deadline:
+            proc = self.procs[svc.name]
+            if proc.poll() is not None:
+                raise StackError(
+                    f"{svc.name} exited with code {proc.returncode}: {self._tail(svc)}"
+                )
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise StackError(f"{svc.name} not ready on {url} after {timeout:.0f} s: {self._tail(svc)}")
+
+    def _tail(self, svc: Service) -> str:
+        path = self.log_dir / f"{self.cfg.model_name}-{svc.name}.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        return " | ".join(lines[-5:])
+
+    def stop(self, grace: float = 10) -> None:
+        """SIGTERM in reverse start order, then SIGKILL whatever is still alive."""
+        for proc in reversed(list(self.procs.values())):
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + grace
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child: receive SIGTERM when the parent dies (Linux), so nothing is orphaned."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+
+
+def has_canary(cfg: PlatformConfig) -> bool:
+    """True when the registry's challenger is a different version from the champion."""
+    from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry
+
+    reg = Registry(cfg.registry)
+    champ, chall = reg.by_alias(cfg.model_name, CHAMPION), reg.by_alias(cfg.model_name, CHALLENGER)
+    if champ is None:
+        raise StackError(
+            f"{cfg.model_name} has no champion in {cfg.registry.tracking_uri}: "
+            "run `mlplatform pipeline run --config ...` first"
+        )
+    return chall is not None and chall.version != champ.version

@@ -1,0 +1,65 @@
+"""The transformer: entity ids → feature rows from the Feast online store, then the predictor.
+
+    python -m mlplatform.serving.transformer --platform_config configs/house-price.yaml \\
+        --model_name house-price --predictor_host 127.0.0.1:8080 --http_port 8083
+
+Training and serving share one set of feature definitions (the Michelangelo pattern): the
+rows the model sees online come from the same feature views it was trained on. Raw feature
+rows pass through unchanged; an unknown entity id is a 400 naming the id.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from kserve import Model
+from kserve.errors import InvalidInput
+
+from mlplatform.config import PlatformConfig
+from mlplatform.errors import PlatformError
+from mlplatform.serving.inputs import Lookup, check_count, entity_ids
+from mlplatform.serving.process import base_parser, load_platform_config, serve
+
+
+class Transformer(Model):  # type: ignore[misc]
+    def __init__(self, cfg: PlatformConfig, name: str, lookup: Lookup | None = None) -> None:
+        super().__init__(name)
+        self.cfg = cfg
+        self._lookup = lookup
+
+    def load(self) -> bool:
+        if self._lookup is None:
+            from mlplatform.serving.features import online_lookup
+
+            self._lookup = online_lookup(self.cfg)
+        self.ready = True
+        return True
+
+    async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """v1 bodies of entity ids become feature rows; everything else passes through."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
+            return payload
+        rows = payload["instances"]
+        check_count(len(rows), self.cfg.serve.max_instances)
+        ids = entity_ids(rows, self.cfg.entity)
+        if ids is None or self._lookup is None:
+            return payload
+        try:
+            frame = self._lookup(ids)
+        except PlatformError as exc:
+            raise InvalidInput(str(exc)) from None
+        return {"instances": frame[list(self.cfg.feature_names)].values.tolist()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(parents=[base_parser()], description=__doc__)
+    args, _ = parser.parse_known_args(argv)
+    cfg = load_platform_config(args.platform_config)
+    model = Transformer(cfg, args.model_name or cfg.model_name)
+    model.load()
+    serve([model], args.http_port, predictor_host=args.predictor_host)
+
+
+if __name__ == "__main__":
+    main()

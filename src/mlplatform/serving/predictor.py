@@ -18,6 +18,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from mlplatform.config import PlatformConfig
 from mlplatform.core.model import LinearModel
+from mlplatform.errors import PlatformError
 from mlplatform.serving.inputs import Lookup, v1_frame, v2_frame
 from mlplatform.serving.process import base_parser, load_platform_config, serve
 
@@ -33,6 +34,7 @@ class Predictor(Model):  # type: ignore[misc]
         self.model = model
         self.version = "local" if model is not None else ""
         self._lookup: Lookup | None = None
+        self._store_error = "not opened"
         if model is not None:
             self.ready = True
 
@@ -43,15 +45,23 @@ class Predictor(Model):  # type: ignore[misc]
         info = reg.by_alias(self.name, self.alias)
         self.model = reg.load(self.name, self.alias)
         self.version = info.version if info else ""
+        self._open_feature_store()
         self.ready = True
         return True
 
-    def lookup(self) -> Lookup:
-        """Entity ids → feature rows from the Feast online store (opened on first use)."""
-        if self._lookup is None:
-            from mlplatform.serving.features import online_lookup
+    def _open_feature_store(self) -> None:
+        """Open the online store now (not on the first request); raw rows work without it."""
+        from mlplatform.serving.features import online_lookup
 
+        try:
             self._lookup = online_lookup(self.cfg)
+        except PlatformError as exc:
+            self._store_error = str(exc)
+
+    def lookup(self) -> Lookup:
+        """Entity ids → feature rows from the Feast online store."""
+        if self._lookup is None:
+            raise InvalidInput(f"entity ids need the feature store: {self._store_error}")
         return self._lookup
 
     def _model(self) -> LinearModel:

@@ -1,0 +1,218 @@
+"""Canary rollouts end to end on loopback: stand-in predictors, the router, the rollout
+controller through LocalRouterBackend and a real MLflow registry, under client traffic.
+Also the cluster's payload sink (KServe CloudEvents) and the KServe backend against it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from test_router import MODEL, body, running, stand_in  # same folder (pytest rootdir imports)
+
+from mlplatform.config import RegistryConfig, RolloutConfig
+from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry
+from mlplatform.serving import sink
+from mlplatform.serving.payloads import PayloadStore
+from mlplatform.serving.rollout import RolloutController
+from mlplatform.serving.router import RouterSettings, create_app
+from mlplatform.serving.traffic import KServeBackend, LocalRouterBackend
+
+pytestmark = pytest.mark.slow
+
+CFG = RolloutConfig(
+    steps=(10, 50, 100),
+    min_requests=40,
+    max_step_seconds=30,
+    max_p95_latency_ratio=5.0,  # both stand-ins share one busy test process
+    max_prediction_shift=0.3,
+    min_explain_fidelity=0.5,
+)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
+    tmp = tmp_path_factory.mktemp("mlflow")
+    reg = Registry(RegistryConfig(tracking_uri=f"sqlite:///{tmp}/m.db", artifact_root=str(tmp)))
+    reg.client.create_registered_model(MODEL)
+    reg.set_alias(MODEL, CHAMPION, register(reg), "first model")
+    return reg
+
+
+def register(reg: Registry, fidelity: float = 0.9) -> str:
+    """A new model version whose run logged ``lime_fidelity_r2_mean``."""
+    run = reg.client.create_run(reg.experiment_id())
+    reg.client.log_metric(run.info.run_id, "lime_fidelity_r2_mean", fidelity)
+    reg.client.set_terminated(run.info.run_id)
+    source = f"{reg.cfg.artifact_root}/model"
+    mv = reg.client.create_model_version(MODEL, source, run_id=run.info.run_id)
+    return str(mv.version)
+
+
+class Traffic:
+    """Client threads posting predictions until stopped; records every non-200."""
+
+    def __init__(self, url: str, clients: int = 2) -> None:
+        self.url, self.sent = url, 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30) as c:
+            while not self._stop.is_set():
+                try:
+                    r = c.post(f"{self.url}/v1/models/{MODEL}:predict", json=body(5))
+                    failed = None if r.status_code == 200 else f"{r.status_code} {r.text}"
+                except httpx.HTTPError as exc:
+                    failed = repr(exc)
+                with self._lock:
+                    self.sent += 1
+                    self.failures += [failed] if failed else []
+
+    @contextmanager
+    def running(self) -> Iterator[Traffic]:
+        for t in self._threads:
+            t.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            for t in self._threads:
+                t.join(30)
+
+
+@contextmanager
+def stack(tmp_path: Path, canary_fails: bool, version: str) -> Iterator[tuple[str, Any]]:
+    """Stable + canary stand-ins behind a router (canary attached at 0%)."""
+    with (
+        running(stand_in(0.0, version="1")) as stable,
+        running(stand_in(0.0, fail=canary_fails, version=version)) as canary,
+    ):
+        settings = RouterSettings(
+            MODEL, stable, tmp_path / "payloads.db", canary_url=canary, canary_version=version
+        )
+        app = create_app(settings)
+        with running(app) as url:
+            yield url, app.state.router
+
+
+def rollout(url: str, reg: Registry, lines: list[str]) -> Any:
+    ctl = RolloutController(
+        LocalRouterBackend(url), CFG, reg, MODEL, poll_seconds=0.05, progress=lines.append
+    )
+    return ctl.run()
+
+
+def test_broken_canary_is_rolled_back_without_failing_clients(
+    tmp_path: Path, registry: Registry
+) -> None:
+    version = register(registry)
+    registry.set_alias(MODEL, CHALLENGER, version)
+    lines: list[str] = []
+    with stack(tmp_path, True, version) as (url, router), Traffic(url).running() as traffic:
+        result = rollout(url, registry, lines)
+        time.sleep(0.2)  # traffic continues after the rollback
+    assert result.outcome == "rolled_back" and "canary_error_rate" in result.reason
+    assert traffic.failures == [] and traffic.sent > 100
+    assert router.routing.canary is None
+    rows = router.store.requests(0, time.time() + 1)
+    assert len(rows) == traffic.sent and set(rows["variant"]) == {"stable"}
+    assert rows["error"].str.contains("canary failed with HTTP 500").sum() >= CFG.min_requests
+    tags = registry.version(MODEL, version).tags
+    assert "canary_error_rate" in tags["rollback.reason"] and tags["rollback.at"]
+    assert registry.by_alias(MODEL, CHALLENGER) is None
+    assert registry.by_alias(MODEL, CHAMPION).version != version  # type: ignore[union-attr]
+    assert any("rolled_back" in line for line in lines)
+
+
+def test_good_canary_is_promoted_step_by_step_without_failing_clients(
+    tmp_path: Path, registry: Registry
+) -> None:
+    version = register(registry)
+    registry.set_alias(MODEL, CHALLENGER, version)
+    with stack(tmp_path, False, version) as (url, router), Traffic(url).running() as traffic:
+        canary_url = router.routing.canary.url
+        result = rollout(url, registry, [])
+        time.sleep(0.2)
+    assert result.outcome == "promoted", result.reason
+    moves = [(i, d.action) for i, d in result.decisions if d.action != "wait"]
+    assert moves == [(0, "advance"), (1, "advance"), (2, "promote")]
+    assert traffic.failures == [] and traffic.sent > 100
+    assert router.routing.canary is None and router.routing.stable.url == canary_url
+    assert router.routing.stable.version == version
+    assert router.store.count() == traffic.sent
+    champion = registry.by_alias(MODEL, CHAMPION)
+    assert champion is not None and champion.version == version
+    assert "prediction_shift_ks" in champion.tags["champion.reason"]
+    assert registry.by_alias(MODEL, CHALLENGER) is None
+
+
+# -- the cluster's payload sink and the KServe backend --------------------------------------
+def event(kind: str, rid: str, data: dict[str, Any], endpoint: str = "default") -> dict[str, Any]:
+    return {
+        "headers": {
+            "ce-id": rid,
+            "ce-type": f"org.kubeflow.serving.inference.{kind}",
+            "ce-source": "http://localhost:9081/",
+            "ce-specversion": "1.0",
+            "ce-inferenceservicename": MODEL,
+            "ce-endpoint": endpoint,
+            "ce-component": "predictor",
+            "content-type": "application/json",
+        },
+        "content": orjson.dumps(data),
+    }
+
+
+class FakeCustomObjectsApi:
+    def __init__(self) -> None:
+        self.patches: list[tuple[Any, ...]] = []
+
+    def patch_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+        self.patches.append(args)
+        return {}
+
+
+def test_sink_merges_kserve_events_and_feeds_the_kserve_backend(tmp_path: Path) -> None:
+    request = {"instances": [[1.0, 2.0]]}
+    response = {"predictions": [3.0], "model_version": "4"}
+    app = sink.create_app(tmp_path / "sink.db", grace_seconds=0.3)
+    with running(app) as url, httpx.Client(base_url=url) as c:
+        posts = [
+            event("request", "a", request),
+            event("response", "a", response),
+            event("response", "b", response, "canary"),  # out of order
+            event("request", "b", request, "canary"),
+            event("request", "c", request, "canary"),  # never answered: an error
+        ]
+        assert all(c.post("/", **p).status_code == 200 for p in posts)
+        assert c.post("/", json={"not": "an event"}).status_code == 400
+        assert c.get("/healthz").json() == {"ok": True}
+        assert c.post("/v1/feedback", json={"request_id": "a", "label": 2.0}).status_code == 200
+        assert c.post("/v1/feedback", json={"request_id": "z", "label": 1}).status_code == 404
+        time.sleep(0.4)
+        api = FakeCustomObjectsApi()
+        backend = KServeBackend("models", MODEL, api, url, since=0.0)
+        stable, canary = backend.stats()
+        backend.set_canary_percent(10)
+        backend.promote()
+        backend.rollback()
+    assert (stable.requests, stable.errors, stable.ground_truth_error) == (1, 0, 1.0)
+    assert (canary.requests, canary.errors) == (2, 1)
+    assert list(canary.predictions) == [3.0]
+    target = ("serving.kserve.io", "v1beta1", "models", "inferenceservices", MODEL)
+    assert all(p[:5] == target for p in api.patches)
+    assert [p[5]["spec"]["predictor"]["canaryTrafficPercent"] for p in api.patches] == [10, None, 0]
+    with PayloadStore(tmp_path / "sink.db") as store:
+        rows = store.requests(0, time.time() + 1).set_index("request_id")
+    assert rows.loc["a", "model_version"] == "4" and rows.loc["a", "latency_ms"] >= 0
+    assert rows.loc["b", "variant"] == "canary" and rows.loc["b", "n_instances"] == 1
+    assert rows.loc["b", "latency_ms"] is not None and rows.loc["c", "response"] is None

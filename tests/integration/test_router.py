@@ -1,0 +1,277 @@
+"""The canary router on loopback in front of two stand-in predictors (tiny Starlette apps that
+speak the KServe v1/v2 shapes), served by uvicorn in background threads."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from mlplatform.serving.router import RouterSettings, create_app
+
+pytestmark = pytest.mark.slow
+MODEL = "house-price"
+
+
+def stand_in(offset: float, fail: bool = False, version: str = "1") -> Starlette:
+    """A predictor answering ``offset + sum(row)`` per row (HTTP 500 for all when ``fail``;
+    400 for a row ``"bad"``), with KServe's v1 and v2 request/response shapes."""
+
+    def rows_or_error(rows: list[Any]) -> JSONResponse | list[float]:
+        if fail:
+            return JSONResponse({"error": "stand-in canary is broken"}, 500)
+        if "bad" in rows:
+            return JSONResponse({"error": "row 'bad' is not a list of numbers"}, 400)
+        return [offset + sum(r) if isinstance(r, list) else offset for r in rows]
+
+    async def predict(request: Request) -> JSONResponse:
+        preds = rows_or_error((await request.json())["instances"])
+        if isinstance(preds, JSONResponse):
+            return preds
+        return JSONResponse({"predictions": preds, "model_name": MODEL, "model_version": version})
+
+    async def infer(request: Request) -> JSONResponse:
+        first = (await request.json())["inputs"][0]
+        n = first["shape"][0]
+        preds = rows_or_error([[0.0]] * n)
+        if isinstance(preds, JSONResponse):
+            return preds
+        out = {"name": "predictions", "shape": [n], "datatype": "FP64", "data": preds}
+        return JSONResponse({"model_name": MODEL, "model_version": version, "outputs": [out]})
+
+    async def meta(request: Request) -> JSONResponse:
+        return JSONResponse({"name": MODEL, "versions": [version], "ready": True})
+
+    return Starlette(
+        routes=[
+            Route("/v1/models/{name}:predict", predict, methods=["POST"]),
+            Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+            Route("/v2/models/{name}", meta),
+            Route("/v2/models/{name}/ready", meta),
+            Route("/v2/health/ready", meta),
+        ]
+    )
+
+
+@contextmanager
+def running(app: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on an ephemeral loopback port in a background thread."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+
+
+def body(n: int = 1) -> dict[str, Any]:
+    return {"instances": [[random.random(), random.random()] for _ in range(n)]}
+
+
+@pytest.fixture(scope="module")
+def upstreams() -> Iterator[tuple[str, str]]:
+    with running(stand_in(1.0, version="1")) as stable, running(stand_in(2.0, version="2")) as can:
+        yield stable, can
+
+
+@pytest.fixture()
+def router(tmp_path: Path, upstreams: tuple[str, str]) -> Iterator[tuple[str, Any]]:
+    settings = RouterSettings(
+        MODEL, upstreams[0], tmp_path / "payloads.db", canary_url=upstreams[1],
+        stable_version="1", canary_version="2", canary_percent=30,
+        max_body_bytes=4096, max_instances=20,
+    )  # fmt: skip
+    app = create_app(settings, rng=random.Random(7))
+    with running(app) as url:
+        yield url, app.state.router
+
+
+def predict(client: httpx.Client, url: str, **kw: Any) -> httpx.Response:
+    return client.post(f"{url}/v1/models/{MODEL}:predict", **kw)
+
+
+def test_split_matches_percentage_and_every_request_is_logged(router: tuple[str, Any]) -> None:
+    url, state = router
+    n = 2000
+
+    def send(chunk: range) -> list[tuple[str, str, float]]:
+        with httpx.Client(timeout=30) as c:
+            out = []
+            for _ in chunk:
+                r = predict(c, url, json={"instances": [[0.0]]})
+                assert r.status_code == 200, r.text
+                out.append((r.headers["x-request-id"], r.headers["x-mlplatform-variant"],
+                            r.json()["predictions"][0]))  # fmt: skip
+            return out
+
+    with ThreadPoolExecutor(8) as pool:
+        seen = [x for part in pool.map(send, [range(i, n, 8) for i in range(8)]) for x in part]
+    canary = sum(v == "canary" for _, v, _ in seen)
+    sd = (n * 0.3 * 0.7) ** 0.5
+    assert abs(canary - n * 0.3) < 4 * sd, canary
+    assert all(p == (2.0 if v == "canary" else 1.0) for _, v, p in seen)  # really that variant
+    logged = state.store.requests(0, time.time() + 1).set_index("request_id")
+    assert len(logged) == n and set(logged.index) == {rid for rid, _, _ in seen}
+    assert all(logged.loc[rid, "variant"] == v for rid, v, _ in seen)
+    assert set(logged["model_version"]) == {"1", "2"}
+    stats = httpx.get(f"{url}/admin/stats").json()
+    assert stats["canary"]["requests"] == canary and stats["stable"]["requests"] == n - canary
+    assert stats["canary"]["predictions"][:3] == [2.0, 2.0, 2.0]
+
+
+def test_pin_header_and_client_request_id(router: tuple[str, Any]) -> None:
+    url, _ = router
+    with httpx.Client() as c:
+        for variant, version in (("canary", "2"), ("stable", "1")):
+            for _ in range(20):
+                rid = str(uuid.uuid4())
+                headers = {"x-mlplatform-variant": variant, "x-request-id": rid}
+                r = predict(c, url, json=body(), headers=headers)
+                assert r.status_code == 200
+                assert r.headers["x-mlplatform-variant"] == variant
+                assert (r.headers["x-request-id"], r.headers["x-model-version"]) == (rid, version)
+        bad = predict(c, url, json=body(), headers={"x-mlplatform-variant": "blue"})
+        assert bad.status_code == 400 and "stable' or 'canary" in bad.json()["error"]
+        again = predict(c, url, json=body(), headers={"x-request-id": rid})
+        assert again.status_code == 409 and "already" in again.json()["error"]
+
+
+def test_v2_infer_and_metadata(router: tuple[str, Any]) -> None:
+    url, state = router
+    tensor = {"name": "x", "shape": [3, 2], "datatype": "FP64", "data": [1, 2, 3, 4, 5, 6]}
+    r = httpx.post(f"{url}/v2/models/{MODEL}/infer", json={"inputs": [tensor]})
+    assert r.status_code == 200 and r.json()["outputs"][0]["shape"] == [3]
+    row = state.store.requests(0, time.time() + 1).iloc[-1]
+    assert (row["endpoint"], row["n_instances"]) == ("infer", 3)
+    for path in (f"/v2/models/{MODEL}", f"/v2/models/{MODEL}/ready", "/v2/health/ready"):
+        assert httpx.get(url + path).status_code == 200, path
+    assert httpx.get(f"{url}/v2/models/nope").status_code == 404
+    assert httpx.get(f"{url}/v2/health/live").json() == {"live": True}
+    assert httpx.get(f"{url}/healthz").json()["ok"] is True
+
+
+def test_feedback_attaches_ground_truth(router: tuple[str, Any]) -> None:
+    url, state = router
+    with httpx.Client() as c:
+        pinned = {"x-mlplatform-variant": "stable"}
+        ids = [predict(c, url, json=body(2), headers=pinned).headers["x-request-id"]
+               for _ in range(3)]  # fmt: skip
+        one = c.post(f"{url}/v1/feedback", json={"request_id": ids[0], "label": [1.0, 1.0]})
+        assert one.json() == {"accepted": 1}
+        many = [{"request_id": i, "label": [0.0, 0.0]} for i in ids[1:]]
+        assert c.post(f"{url}/v1/feedback", json=many).json() == {"accepted": 2}
+        unknown = c.post(f"{url}/v1/feedback", json={"request_id": "nope", "label": 1})
+        assert unknown.status_code == 404 and unknown.json()["unknown"] == ["nope"]
+        assert "not in the payload log" in unknown.json()["error"]
+        assert c.post(f"{url}/v1/feedback", json={"label": 1}).status_code == 400
+    w = state.store.window(0, time.time() + 1)
+    assert w.set_index("request_id").loc[ids[0], "label"].tolist() == [1.0, 1.0]
+    assert httpx.get(f"{url}/admin/stats").json()["stable"]["labelled"] == 6
+
+
+def test_bad_requests_get_reasons_and_the_router_keeps_serving(router: tuple[str, Any]) -> None:
+    url, state = router
+    path = f"{url}/v1/models/{MODEL}:predict"
+    cases = [
+        (httpx.post(path, content=b"{not json"), 400, "malformed JSON"),
+        (httpx.post(path, json={"rows": []}), 400, '"instances" list'),
+        (httpx.post(path, content=b"[" + b"1," * 3000 + b"1]"), 413, "max_body_bytes"),
+        (httpx.post(path, json=body(21)), 413, "max_instances"),
+        (httpx.post(f"{url}/v1/models/other:predict", json=body()), 404, "unknown model"),
+        (httpx.post(path, json={"instances": ["bad"]}), 400, "not a list of numbers"),
+        (httpx.post(f"{url}/v1/models/{MODEL}:explain", json=body()), 404, "no explainer"),
+    ]
+    for resp, status, reason in cases:
+        assert resp.status_code == status, resp.text
+        assert reason in resp.json()["error"]
+        assert resp.headers["x-request-id"]
+    assert predict(httpx.Client(), url, json=body()).status_code == 200
+    logged = state.store.requests(0, time.time() + 1)
+    assert len(logged) == len(cases) + 1
+    assert logged["variant"].isna().sum() == len(cases) - 1  # the upstream 400 has a variant
+
+
+def test_unreachable_upstream_is_a_503_counted_against_its_variant(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # bound, never listening
+        settings = RouterSettings(MODEL, dead, tmp_path / "p.db")
+        with running(create_app(settings)) as url:
+            r = httpx.post(f"{url}/v1/models/{MODEL}:predict", json=body())
+            assert r.status_code == 503 and "unavailable" in r.json()["error"]
+            stats = httpx.get(f"{url}/admin/stats").json()["stable"]
+            assert (stats["requests"], stats["errors"]) == (1, 1)
+            metrics = httpx.get(f"{url}/metrics").text
+            assert 'errors_total{variant="stable"} 1.0' in metrics
+            assert 'requests_total{status="503",variant="stable"} 1.0' in metrics
+            assert "request_latency_seconds_bucket" in metrics
+
+
+def test_admin_endpoints(router: tuple[str, Any], upstreams: tuple[str, str]) -> None:
+    url, _ = router
+    with httpx.Client(base_url=url) as c:
+        assert c.put("/admin/traffic", json={"canary_percent": 101}).status_code == 400
+        assert c.put("/admin/traffic", json={"canary_percent": "x"}).status_code == 400
+        assert c.put("/admin/traffic", json={"canary_percent": 0}).status_code == 200
+        assert all(
+            predict(c, url, json=body()).headers["x-mlplatform-variant"] == "stable"
+            for _ in range(30)
+        )
+        assert c.post("/admin/rollback").json()["drained"] is True
+        assert c.get("/admin/stats").json()["canary"] is None
+        assert c.put("/admin/traffic", json={"canary_percent": 5}).status_code == 409
+        pinned = predict(c, url, json=body(), headers={"x-mlplatform-variant": "canary"})
+        assert pinned.status_code == 409
+        assert c.post("/admin/promote").status_code == 409
+        attach = {"url": upstreams[1], "version": "2", "canary_percent": 100}
+        assert c.put("/admin/canary", json=attach).status_code == 200
+        assert predict(c, url, json=body()).headers["x-model-version"] == "2"
+        assert c.post("/admin/promote").status_code == 200
+        stats = c.get("/admin/stats").json()
+        assert stats["canary"] is None and stats["stable"]["url"] == upstreams[1]
+        assert predict(c, url, json=body()).headers["x-mlplatform-variant"] == "stable"
+
+
+def test_load_four_clients_no_errors_no_missing_rows(router: tuple[str, Any]) -> None:
+    url, state = router
+    stop = time.monotonic() + 10
+
+    def client(k: int) -> tuple[list[str], int]:
+        ids, failures = [], 0
+        with httpx.Client(timeout=30) as c:
+            while time.monotonic() < stop:
+                r = predict(c, url, json=body(random.randint(1, 20)))
+                failures += r.status_code != 200
+                ids.append(r.headers.get("x-request-id", ""))
+        return ids, failures
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(client, range(4)))
+    sent = [i for ids, _ in results for i in ids]
+    assert sum(f for _, f in results) == 0
+    assert len(sent) > 500 and len(set(sent)) == len(sent)
+    assert state.store.ids() == set(sent)

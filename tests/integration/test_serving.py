@@ -1,0 +1,289 @@
+"""The real KServe model servers on loopback: predictor (v1 + Open Inference Protocol v2, checked
+with tritonclient), Feast transformer, HTTP-backed explainer, and the `mlplatform serve` stack."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlplatform.config import PlatformConfig, load_config
+from mlplatform.core.model import LinearModel
+from mlplatform.explain_job import explain_row_job
+from mlplatform.features import apply, feature_store, materialize
+from mlplatform.jobs import generate_data, train_job
+from mlplatform.registry.mlflow_registry import CHAMPION, Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def post(url: str, **kw: object) -> httpx.Response:
+    return httpx.post(url, timeout=kw.pop("timeout", 60), **kw)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(cfg: PlatformConfig, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True)))
+    return path
+
+
+def setup_model(tmp: Path, name: str) -> tuple[PlatformConfig, Path, LinearModel]:
+    """Train a small model, register it as champion, materialize its features."""
+    (tmp / "feature_repo").mkdir(exist_ok=True)
+    (tmp / "feature_repo" / "feature_store.yaml").write_text(
+        (ROOT / "feature_repo/feature_store.yaml").read_text()
+    )
+    cfg = load_config(ROOT / f"configs/{name}.yaml", env={}).with_overrides(
+        artifacts_dir=str(tmp / "artifacts"),  # type: ignore[arg-type]
+        data={"rows": 800, "data_dir": str(tmp / "data")},
+        train={"epochs": 300},
+        explain={"num_samples": 500, "stability_seeds": 2, "coverage_samples": 1000},
+        registry={"tracking_uri": f"sqlite:///{tmp}/mlflow.db", "artifact_root": str(tmp / "ml")},
+        feature_store={"repo_dir": str(tmp / "feature_repo")},
+        serve={"payload_db": str(tmp / "payloads.db")},
+    )
+    model_path = train_job(cfg, generate_data(cfg)).files["model"]
+    reg = Registry(cfg.registry)
+    version = reg.log_and_register(model_path, {}, {"rmse": 1.0}, [], {"data_md5": "test"})
+    reg.set_alias(cfg.model_name, CHAMPION, version.version, "test")
+    store = feature_store(cfg.feature_store.repo_dir)
+    apply(store, [cfg])
+    materialize(store, end=datetime.now(UTC))
+    return cfg, write_config(cfg, tmp / f"{name}.yaml"), LinearModel.load(model_path)
+
+
+def start(module: str, args: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args, "--http_port", str(port)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-2000:]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError(f"{module} did not start: {log.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def credit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    tmp = tmp_path_factory.mktemp("serve")
+    cfg, path, model = setup_model(tmp, "credit-risk")
+    ports = {k: free_port() for k in ("pred", "tr", "ex")}
+    common = ["--platform_config", str(path), "--model_name", "credit-risk"]
+    procs = [start("mlplatform.serving.predictor", common, ports["pred"], tmp / "pred.log")]
+    host = ["--predictor_host", f"127.0.0.1:{ports['pred']}"]
+    procs.append(
+        start("mlplatform.serving.transformer", common + host, ports["tr"], tmp / "tr.log")
+    )
+    procs.append(start("mlplatform.serving.explainer", common + host, ports["ex"], tmp / "ex.log"))
+    data = pd.read_parquet(tmp / "data/credit-risk.parquet")
+    yield {"cfg": cfg, "model": model, "ports": ports, "data": data, "tmp": tmp}
+    for p in procs:
+        p.terminate()
+        p.wait(10)
+
+
+def url(ports: dict[str, int], key: str, path: str) -> str:
+    return f"http://127.0.0.1:{ports[key]}{path}"
+
+
+def test_v1_predict_matches_the_model(credit: dict) -> None:
+    rows = credit["data"][list(credit["model"].feature_names)].head(20)
+    r = post(
+        url(credit["ports"], "pred", "/v1/models/credit-risk:predict"),
+        json={"instances": rows.values.tolist()},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    np.testing.assert_allclose(body["predictions"], credit["model"].predict(rows), rtol=1e-12)
+    assert body["model_version"] == "1"
+
+
+def test_open_inference_protocol_with_tritonclient(credit: dict) -> None:
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{credit['ports']['pred']}")
+    assert client.is_server_ready() and client.is_model_ready("credit-risk")
+    meta = client.get_model_metadata("credit-risk")
+    assert [i["name"] for i in meta["inputs"]] == list(credit["model"].feature_names)
+    rows = credit["data"][list(credit["model"].feature_names)].head(7).to_numpy(np.float64)
+    tensor = triton.InferInput("input-0", list(rows.shape), "FP64")
+    tensor.set_data_from_numpy(rows, binary_data=True)  # OIP binary tensor extension
+    result = client.infer("credit-risk", [tensor])
+    expected = credit["model"].predict(credit["data"].head(7))
+    np.testing.assert_allclose(result.as_numpy("predictions"), expected, rtol=1e-12)
+
+
+BAD = [
+    ({"instances": [[40, 2e7, 0.2]]}, "must list 5 features"),
+    ({"instances": [[40, "rich", 0.2, 0, 5]]}, "'income_vnd' must be a number"),
+    ({"instances": []}, "no instances"),
+    ({"rows": [[1, 2, 3, 4, 5]]}, '"instances"'),
+    ({"instances": [{"applicant_id": 10**9}]}, "unknown applicant_id [1000000000]"),
+    ({"instances": [[40, 2e7, 0.2, 0, 5]] * 10_001}, "exceed the limit of 10000"),
+]
+
+
+@pytest.mark.parametrize(("body", "reason"), BAD)
+def test_bad_input_is_a_400_with_the_reason_and_the_server_keeps_serving(
+    credit: dict, body: dict, reason: str
+) -> None:
+    r = post(url(credit["ports"], "pred", "/v1/models/credit-risk:predict"), json=body)
+    assert r.status_code == 400 and reason in r.json()["error"]
+    ok = post(
+        url(credit["ports"], "pred", "/v1/models/credit-risk:predict"),
+        json={"instances": [[40, 2e7, 0.2, 0, 5]]},
+    )
+    assert ok.status_code == 200
+
+
+def test_malformed_json_nan_and_unknown_model(credit: dict) -> None:
+    p = credit["ports"]
+    headers = {"content-type": "application/json"}
+    bad = post(
+        url(p, "pred", "/v1/models/credit-risk:predict"),
+        content=b'{"instances": [[',
+        headers=headers,
+    )
+    assert bad.status_code == 400 and "error" in bad.json()
+    nan = post(
+        url(p, "pred", "/v1/models/credit-risk:predict"),
+        content=b'{"instances": [[40, NaN, 0.2, 0, 5]]}',
+        headers=headers,
+    )
+    assert nan.status_code == 400
+    missing = post(url(p, "pred", "/v1/models/nope:predict"), json={"instances": [[1]]})
+    assert missing.status_code == 404 and "nope" in missing.json()["error"]
+
+
+def test_transformer_resolves_entity_ids_from_the_online_store(credit: dict) -> None:
+    data = credit["data"]
+    ids = [int(i) for i in data["applicant_id"].head(5)]
+    r = post(
+        url(credit["ports"], "tr", "/v1/models/credit-risk:predict"),
+        json={"instances": [{"applicant_id": i} for i in ids]},
+    )
+    assert r.status_code == 200, r.text
+    expected = credit["model"].predict(data[data["applicant_id"].isin(ids)])
+    np.testing.assert_allclose(r.json()["predictions"], expected, rtol=1e-12)
+    unknown = post(
+        url(credit["ports"], "tr", "/v1/models/credit-risk:predict"),
+        json={"instances": [{"applicant_id": 424242}]},
+    )
+    assert unknown.status_code == 400 and "424242" in unknown.json()["error"]
+
+
+def test_explainer_calls_the_predictor_and_matches_in_process(credit: dict) -> None:
+    cfg, model, data = credit["cfg"], credit["model"], credit["data"]
+    row = data[list(model.feature_names)].head(1)
+    r = post(
+        url(credit["ports"], "ex", "/v1/models/credit-risk:explain"),
+        json={"instances": row.values.tolist()},
+        timeout=120,
+    )
+    assert r.status_code == 200, r.text
+    served = r.json()["explanations"][0]
+    local = explain_row_job(cfg, model, None, row, np.random.default_rng(0)).to_dict()
+    assert served["lime"]["model_prediction"] == pytest.approx(local["lime"]["model_prediction"])
+    # The same numbers up to the decode → JSON → encode round trip of the samples.
+    pairs = zip(served["lime"]["contributions"], local["lime"]["contributions"], strict=True)
+    for s, loc in pairs:
+        assert s["feature"] == loc["feature"]
+        assert s["weight"] == pytest.approx(loc["weight"], rel=1e-8)
+    assert served["anchor"]["rule"] == local["anchor"]["rule"]
+    assert {"lime_fidelity_r2", "anchor_precision"} <= set(served["quality"])
+    bad = post(
+        url(credit["ports"], "ex", "/v1/models/credit-risk:explain"), json={"instances": [[1, 2]]}
+    )
+    assert bad.status_code == 400 and "must list 5 features" in bad.json()["error"]
+
+
+def test_serve_command_starts_everything_and_ctrl_c_leaves_no_orphans(credit: dict) -> None:
+    cfg = credit["cfg"].with_overrides(
+        serve={
+            "router_port": free_port(),
+            "stable_port": free_port(),
+            "canary_port": free_port(),
+            "transformer_port": free_port(),
+            "explainer_port": free_port(),
+        }
+    )
+    path = write_config(cfg, credit["tmp"] / "serve.yaml")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlplatform.cli", "serve", "--config", str(path), "--no-canary"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=credit["tmp"],
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        printed = _read_until(proc, "predict: POST", timeout=150)
+        for name in ("stable", "router", "transformer", "explainer"):
+            assert name in printed
+        router = f"http://127.0.0.1:{cfg.serve.router_port}"
+        r = post(
+            f"{router}/v1/models/credit-risk:predict", json={"instances": [[40, 2e7, 0.2, 0, 5]]}
+        )
+        assert r.status_code == 200, r.text
+        children = _children(proc.pid)
+        assert len(children) == 4  # stable, router, transformer, explainer
+    finally:
+        proc.send_signal(2)  # Ctrl-C
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out.decode()[-2000:]
+    assert "stopped" in out.decode()
+    time.sleep(0.5)
+    assert not [pid for pid in children if _alive(pid)], "orphan processes left running"
+
+
+def _read_until(proc: subprocess.Popen[bytes], marker: str, timeout: float) -> str:
+    """Lines the process prints until ``marker`` (it prints it once every server is ready)."""
+    assert proc.stdout is not None
+    os.set_blocking(proc.stdout.fileno(), False)
+    text, deadline = "", time.monotonic() + timeout
+    while marker not in text:
+        assert proc.poll() is None, text[-2000:]
+        assert time.monotonic() < deadline, f"no {marker!r} after {timeout} s: {text[-2000:]}"
+        chunk = proc.stdout.read()
+        if chunk:
+            text += chunk.decode(errors="replace")
+        else:
+            time.sleep(0.2)
+    os.set_blocking(proc.stdout.fileno(), True)
+    return text
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

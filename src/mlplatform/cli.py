@@ -235,10 +235,12 @@ def serve(
     import signal
     import threading
 
-    from mlplatform.serving.stack import LocalStack, has_canary
+    from mlplatform.serving.stack import LocalStack, registry_versions
 
     cfg = load_config(config)
-    stack = LocalStack(cfg, config, canary if canary is not None else has_canary(cfg))
+    stable, challenger = registry_versions(cfg)
+    with_canary = canary if canary is not None else challenger is not None
+    stack = LocalStack(cfg, config, with_canary, versions=(stable, challenger))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -276,6 +278,41 @@ def features_materialize(config: ConfigOpt = Path("configs/house-price.yaml")) -
     apply(store, [cfg])
     materialize(store, end=datetime.now(UTC))
     console.print(f"{cfg.model_name}: online store filled from {data_path(cfg)}")
+
+
+@app.command()
+@friendly
+def rollout(
+    config: ConfigOpt = Path("configs/house-price.yaml"),
+    backend: Annotated[str, typer.Option(help="local (the router) or kserve.")] = "local",
+    router_url: Annotated[str | None, typer.Option(help="Default: serve.host:router_port.")] = None,
+    isvc: Annotated[str | None, typer.Option(help="InferenceService (kserve backend).")] = None,
+    namespace: Annotated[str, typer.Option(help="Namespace (kserve backend).")] = "default",
+    sink_url: Annotated[
+        str, typer.Option(help="Payload sink (kserve backend).")
+    ] = "http://payload-sink",
+) -> None:
+    """Step the canary (rollout.steps), then promote it in MLflow or roll it back, with reasons."""
+    from mlplatform.serving import rollout as ro
+
+    cfg = load_config(config)
+    if backend == "local":
+        url = router_url or f"http://{cfg.serve.host}:{cfg.serve.router_port}"
+        args = ["--config", str(config), "--router-url", url]
+    elif backend == "kserve":
+        args = [
+            "--config",
+            str(config),
+            "--isvc",
+            isvc or cfg.model_name,
+            "--namespace",
+            namespace,
+            "--sink-url",
+            sink_url,
+        ]
+    else:
+        raise PlatformError(f"unknown backend {backend!r}; use 'local' or 'kserve'")
+    ro.main(args)
 
 
 pipeline_app = typer.Typer(

@@ -48,6 +48,7 @@ class LocalStack:
     config_path: Path
     canary: bool = True
     log_dir: Path = Path("artifacts/logs")
+    versions: tuple[str | None, str | None] = (None, None)  # (stable, canary) registry versions
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def url(self, port: int) -> str:
@@ -98,6 +99,11 @@ class LocalStack:
         ]
         if self.canary:
             router += ["--canary-url", self.url(s.canary_port)]
+        for flag, version in zip(
+            ("--stable-version", "--canary-version"), self.versions, strict=True
+        ):
+            if version:
+                router += [flag, version]
         out.append(Service("router", s.router_port, tuple(router), "/healthz"))
         out.append(
             Service(
@@ -206,8 +212,8 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
 
 
-def has_canary(cfg: PlatformConfig) -> bool:
-    """True when the registry's challenger is a different version from the champion."""
+def registry_versions(cfg: PlatformConfig) -> tuple[str, str | None]:
+    """(champion version, challenger version if it differs from the champion)."""
     from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry
 
     reg = Registry(cfg.registry)
@@ -217,4 +223,4 @@ def has_canary(cfg: PlatformConfig) -> bool:
             f"{cfg.model_name} has no champion in {cfg.registry.tracking_uri}: "
             "run `mlplatform pipeline run --config ...` first"
         )
-    return chall is not None and chall.version != champ.version
+    return champ.version, chall.version if chall and chall.version != champ.version else None

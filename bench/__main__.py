@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-MODULES = ("gd", "explain")
+MODULES = ("gd", "explain", "serving", "drift")
 
 
 def _fmt(value: Any) -> str:

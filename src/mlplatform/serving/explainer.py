@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,11 +24,12 @@ from kserve.errors import InvalidInput
 
 from mlplatform.config import PlatformConfig
 from mlplatform.core.explain.explainer import explain_rows
+from mlplatform.core.explain.lime import lime_explain_batch
 from mlplatform.core.explain.types import check_background, check_rows
 from mlplatform.core.model import LinearModel
 from mlplatform.errors import PlatformError
 from mlplatform.explain_job import background
-from mlplatform.serving.inputs import v1_frame
+from mlplatform.serving.inputs import encode, v1_frame
 from mlplatform.serving.process import base_parser, load_platform_config, serve
 
 FloatArray = np.ndarray
@@ -70,12 +72,22 @@ class Explainer(Model):  # type: ignore[misc]
         self.cfg, self.predictor_url, self.model = cfg, predictor_url, model
         self.version = "local"
         self.ready = model is not None
+        self._remote: RemotePredict | None = None
+
+    def remote(self) -> RemotePredict:
+        """One HTTP client per explainer: keep-alive connections to the predictor."""
+        assert self.model is not None
+        if self._remote is None:
+            chunk = self.cfg.serve.max_instances
+            self._remote = RemotePredict(self.predictor_url, self.name, self.model, chunk)
+        return self._remote
 
     def load(self) -> bool:
         from mlplatform.registry.mlflow_registry import CHAMPION, Registry
 
         reg = Registry(self.cfg.registry)
         self.model = reg.load(self.name, CHAMPION)
+        self._remote = None
         info = reg.by_alias(self.name, CHAMPION)
         self.version = info.version if info else ""
         self.ready = True
@@ -85,21 +97,34 @@ class Explainer(Model):  # type: ignore[misc]
         if self.model is None:
             raise InvalidInput(f"model {self.name!r} is not loaded")
         frame = v1_frame(payload, self.model, self.cfg.entity, MAX_ROWS)
+        kinds = payload.get("explainers", ["lime", "anchor"])
+        if kinds not in (["lime"], ["lime", "anchor"], ["anchor", "lime"]):
+            raise InvalidInput('"explainers" must be ["lime"] or ["lime", "anchor"]')
+        work = self._lime_only if kinds == ["lime"] else self._explain
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(None, self._explain, self.model.encode(frame))
+            result = await loop.run_in_executor(None, work, encode(self.model, frame))
         except PlatformError as exc:
             raise InvalidInput(str(exc)) from None
         return {
-            "explanations": [r.to_dict() for r in result],
+            "explanations": [r if isinstance(r, dict) else r.to_dict() for r in result],
             "model_name": self.name,
             "model_version": self.version,
         }
 
+    def _lime_only(self, encoded: FloatArray) -> list[Any]:
+        """LIME contributions alone: one predictor call for the whole batch."""
+        assert self.model is not None
+        model, cfg, predict = self.model, self.cfg, self.remote()
+        rng = np.random.default_rng(0)
+        found = lime_explain_batch(
+            predict, encoded, background(cfg, model), model.space, cfg.task, cfg.explain, rng
+        )
+        return [{"lime": e.to_dict()} for e in found]
+
     def _explain(self, encoded: FloatArray) -> list[Any]:
         assert self.model is not None
-        model, cfg = self.model, self.cfg
-        predict = RemotePredict(self.predictor_url, self.name, model, cfg.serve.max_instances)
+        model, cfg, predict = self.model, self.cfg, self.remote()
         B = check_background(background(cfg, model), model.space)
         X = check_rows(encoded, model.space, cfg.explain)
         rng = np.random.default_rng(0)
@@ -120,12 +145,17 @@ class Explainer(Model):  # type: ignore[misc]
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(parents=[base_parser()], description=__doc__)
+    parser.add_argument("--model_file", default=None, help="Use this model.json, no registry.")
     args, _ = parser.parse_known_args(argv)
     cfg = load_platform_config(args.platform_config)
     host = args.predictor_host or f"{cfg.serve.host}:{cfg.serve.stable_port}"
     url = host if host.startswith("http") else f"http://{host}"
-    model = Explainer(cfg, args.model_name or cfg.model_name, url)
-    model.load()
+    name = args.model_name or cfg.model_name
+    if args.model_file:
+        model = Explainer(cfg, name, url, LinearModel.load(Path(args.model_file)))
+    else:
+        model = Explainer(cfg, name, url)
+        model.load()
     serve([model], args.http_port)
 
 

@@ -44,6 +44,14 @@ def entity_ids(rows: list[Any], entity: str) -> list[int] | None:
     return ids
 
 
+def encode(model: LinearModel, frame: pd.DataFrame) -> np.ndarray:
+    """The encoded rows; NaN/inf, wrong types and unknown categories become a 400."""
+    try:
+        return model.encode(frame)
+    except PlatformError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
 def v1_frame(
     payload: Any, model: LinearModel, entity: str, limit: int, lookup: Lookup | None = None
 ) -> pd.DataFrame:
@@ -60,9 +68,7 @@ def v1_frame(
             if lookup is None:
                 raise InvalidInput(f"this server has no feature store to resolve {entity} ids")
             return lookup(ids)
-        frame = model.frame(rows)
-        model.encode(frame)  # validates NaN/inf, types and categories now, as a 400
-        return frame
+        return model.frame(rows)
     except PlatformError as exc:
         raise InvalidInput(str(exc)) from None
 
@@ -81,11 +87,14 @@ def v2_frame(request: InferRequest, model: LinearModel, limit: int) -> pd.DataFr
                 raise InvalidInput(
                     f"expected shape [n, {len(names)}] for {names}, got {list(arr.shape)}"
                 )
-            frame = model.frame(arr.tolist())
+            frame = (
+                pd.DataFrame(arr.astype(np.float64), columns=names)
+                if not model.scaler.categorical and arr.dtype.kind in "fiu"
+                else model.frame(arr.tolist())
+            )
         else:
             raise InvalidInput(f"expected one input per feature {names} or one [n, d] input")
         check_count(len(frame), limit)
-        model.encode(frame)
         return frame
     except PlatformError as exc:
         raise InvalidInput(str(exc)) from None

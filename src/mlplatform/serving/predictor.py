@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from mlplatform.config import PlatformConfig
 from mlplatform.core.model import LinearModel
 from mlplatform.errors import PlatformError
-from mlplatform.serving.inputs import Lookup, v1_frame, v2_frame
+from mlplatform.serving.inputs import Lookup, encode, v1_frame, v2_frame
 from mlplatform.serving.process import base_parser, load_platform_config, serve
 
 
@@ -80,11 +81,11 @@ class Predictor(Model):  # type: ignore[misc]
             response_headers["x-model-version"] = self.version
         limit = self.cfg.serve.max_instances
         if isinstance(payload, InferRequest):
-            frame = v2_frame(payload, model, limit)
-            return self._v2_response(payload, model.predict(frame))
+            encoded = encode(model, v2_frame(payload, model, limit))
+            return self._v2_response(payload, model.predict_encoded(encoded))
         frame = v1_frame(payload, model, self.cfg.entity, limit, self._lazy_lookup)
         return {
-            "predictions": model.predict(frame).tolist(),
+            "predictions": model.predict_encoded(encode(model, frame)).tolist(),
             "model_name": self.name,
             "model_version": self.version,
         }
@@ -117,10 +118,15 @@ class Predictor(Model):  # type: ignore[misc]
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(parents=[base_parser()], description=__doc__)
     parser.add_argument("--alias", default="champion", help="Registry alias to serve.")
+    parser.add_argument("--model_file", default=None, help="Serve this model.json, no registry.")
     args, _ = parser.parse_known_args(argv)
     cfg = load_platform_config(args.platform_config)
-    model = Predictor(cfg, args.model_name or cfg.model_name, args.alias)
-    model.load()
+    name = args.model_name or cfg.model_name
+    if args.model_file:
+        model = Predictor(cfg, name, args.alias, LinearModel.load(Path(args.model_file)))
+    else:
+        model = Predictor(cfg, name, args.alias)
+        model.load()
     serve([model], args.http_port)
 
 

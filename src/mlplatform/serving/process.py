@@ -35,12 +35,27 @@ def load_platform_config(path: Path) -> PlatformConfig:
         raise SystemExit(2) from None
 
 
+def quiet_request_logs() -> None:
+    """One log line per request costs more than the prediction; keep warnings and errors.
+
+    Set MLPLATFORM_ACCESS_LOG=1 to get KServe's per-request trace and uvicorn's access log back.
+    """
+    import logging
+    import os
+
+    if os.environ.get("MLPLATFORM_ACCESS_LOG") == "1":
+        return
+    for name in ("kserve.trace", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def serve(models: list[Any], port: int, predictor_host: str | None = None) -> None:
     """Run KServe's ModelServer (REST only) with these models until SIGINT/SIGTERM."""
     from kserve import ModelServer
     from kserve.model import PredictorConfig
 
     config = PredictorConfig(predictor_host=predictor_host) if predictor_host else None
+    quiet_request_logs()
     ModelServer(
         http_port=port,
         enable_grpc=False,

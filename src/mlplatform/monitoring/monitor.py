@@ -1,0 +1,263 @@
+"""The monitor job (``mlplatform monitor``; a CronJob on the cluster).
+
+For one aligned window of the payload log it computes data drift against the training
+reference (:func:`mlplatform.core.drift.detect_drift`), concept drift from labelled traffic
+against the validation error, and system health; writes a JSON report (and Evidently's HTML
+for people); and, when data or concept drift is found, writes the window's alert with its
+evidence, once, through :class:`~mlplatform.monitoring.alert_store.AlertStore`.
+
+    result = run_job(load_config("configs/house-price.yaml"))
+    result.alert  # None, or the AlertRecord of this window (status open or suppressed)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlplatform.config import PlatformConfig
+from mlplatform.core.alerts import Window, aligned_window
+from mlplatform.core.drift import (
+    ConceptDrift,
+    DriftReport,
+    DriftSpec,
+    SystemHealth,
+    concept_drift,
+    detect_drift,
+    system_health,
+)
+from mlplatform.core.training import split_frame
+from mlplatform.errors import DataError
+from mlplatform.monitoring.alert_store import AlertRecord, AlertStore
+from mlplatform.monitoring.payload_window import WindowData, payload_frame
+from mlplatform.monitoring.settings import MonitorConfig, monitor_settings
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """Everything one monitor run found and wrote."""
+
+    model: str
+    window: Window
+    rows: int
+    drift: DriftReport | None
+    concept: ConceptDrift | None
+    health: SystemHealth
+    healthy: bool
+    model_versions: dict[str, int]
+    reasons: tuple[str, ...]
+    alert: AlertRecord | None
+    alert_created: bool
+    json_path: Path
+    html_path: Path | None
+    notes: tuple[str, ...]
+
+    def evidence(self) -> dict[str, Any]:
+        """What the alert stores: window, versions, per-feature statistics, errors, reports."""
+        return {
+            "model": self.model,
+            "window": {"start": self.window.start, "end": self.window.end},
+            "model_versions": self.model_versions,
+            "rows": self.rows,
+            "reasons": list(self.reasons),
+            "data_drift": None if self.drift is None else self.drift.to_dict(),
+            "concept_drift": None if self.concept is None else asdict(self.concept),
+            "health": {**asdict(self.health), "healthy": self.healthy},
+            "reports": {"json": str(self.json_path), "html": _str(self.html_path)},
+            "notes": list(self.notes),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        alert = None
+        if self.alert is not None:
+            a = self.alert
+            alert = {"alert_id": a.alert_id, "status": a.status, "created": self.alert_created}
+        return {**self.evidence(), "alert": alert}
+
+
+def _str(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def drift_spec(cfg: PlatformConfig, s: MonitorConfig) -> DriftSpec:
+    return DriftSpec(
+        numeric=cfg.numeric_features,
+        categorical=cfg.categorical_features,
+        cat_method=s.cat_method,
+        ks_method=s.ks_method,
+        threshold=s.threshold,
+        psi_threshold=s.psi_threshold,
+        drift_share=s.drift_share,
+    )
+
+
+def resolve_window(
+    since: float | None, until: float | None, now: float, s: MonitorConfig
+) -> Window:
+    """``[since, until)`` when both are given (a backfill), else the last aligned window."""
+    if since is not None and until is not None:
+        return Window(since, until)
+    if since is not None or until is not None:
+        raise DataError("give both --since and --until, or neither (the last aligned window)")
+    return aligned_window(now, s.window_seconds, s.window_lag_seconds)
+
+
+def validation_error(cfg: PlatformConfig) -> float | None:
+    """The trained model's validation error from ``<model_dir>/metrics.json``: RMSE for
+    regression, 1 − accuracy for classification; None when there is no such file."""
+    path = cfg.model_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    val = json.loads(path.read_text(encoding="utf-8"))["metrics"]["val"]
+    return float(val["rmse"]) if cfg.task == "regression" else 1.0 - float(val["accuracy"])
+
+
+def reference_frame(cfg: PlatformConfig) -> pd.DataFrame:
+    """The training split of ``<data_dir>/<model>.parquet`` (the drift reference)."""
+    path = cfg.data.data_dir / f"{cfg.model_name}.parquet"
+    if not path.is_file():
+        raise DataError(f"no reference data at {path} (run `mlplatform data` first)")
+    return split_frame(cfg, pd.read_parquet(path)).train
+
+
+def _data_drift(
+    reference: pd.DataFrame, data: WindowData, cfg: PlatformConfig, s: MonitorConfig
+) -> tuple[DriftReport | None, str | None]:
+    if data.rows < s.min_rows:
+        return None, f"data drift not judged: {data.rows} rows < min_rows {s.min_rows}"
+    return detect_drift(reference, data.features, drift_spec(cfg, s)), None
+
+
+def _concept(
+    data: WindowData, cfg: PlatformConfig, s: MonitorConfig, baseline: float | None
+) -> tuple[ConceptDrift | None, str | None]:
+    labelled = int((np.isfinite(data.labels) & np.isfinite(data.predictions)).sum())
+    if baseline is None:
+        return None, "concept drift not judged: no validation error for the model"
+    if labelled < s.min_labels:
+        return None, f"concept drift not judged: {labelled} labelled rows < {s.min_labels}"
+    drift = concept_drift(
+        data.labels, data.predictions, cfg.task, baseline, s.concept_tolerance, cfg.train.threshold
+    )
+    return drift, None
+
+
+def _html(
+    reference: pd.DataFrame, data: WindowData, cfg: PlatformConfig, path: Path
+) -> tuple[Path | None, str | None]:
+    from mlplatform.monitoring.evidently_report import ReportError, save_drift_report
+
+    try:
+        save_drift_report(
+            reference, data.features, cfg.numeric_features, cfg.categorical_features, path
+        )
+    except ReportError as exc:
+        return None, f"HTML report not written: {exc}"
+    return path, None
+
+
+def _health_ok(health: SystemHealth, s: MonitorConfig) -> bool:
+    p95 = health.p95_latency_ms
+    return health.error_rate <= s.max_error_rate and (p95 is None or p95 <= s.max_p95_latency_ms)
+
+
+def _reasons(drift: DriftReport | None, concept: ConceptDrift | None) -> tuple[str, ...]:
+    hits = (
+        ("data_drift", drift is not None and drift.dataset_drift),
+        ("concept_drift", concept is not None and concept.drifted),
+    )
+    return tuple(name for name, hit in hits if hit)
+
+
+def assess(
+    cfg: PlatformConfig,
+    s: MonitorConfig,
+    reference: pd.DataFrame,
+    data: WindowData,
+    window: Window,
+    baseline: float | None,
+    stem: Path,
+) -> MonitorResult:
+    """Drift, concept drift, health and the HTML report of one window (no alert yet)."""
+    drift, note_d = _data_drift(reference, data, cfg, s)
+    concept, note_c = _concept(data, cfg, s, baseline)
+    html, note_h = None, None
+    if drift is not None and s.html_report:
+        html, note_h = _html(reference, data, cfg, stem.with_suffix(".html"))
+    health = system_health(data.latency_ms, data.status)
+    return MonitorResult(
+        model=cfg.model_name,
+        window=window,
+        rows=data.rows,
+        drift=drift,
+        concept=concept,
+        health=health,
+        healthy=_health_ok(health, s),
+        model_versions=data.model_versions,
+        reasons=_reasons(drift, concept),
+        alert=None,
+        alert_created=False,
+        json_path=stem.with_suffix(".json"),
+        html_path=html,
+        notes=tuple(n for n in (note_d, note_c, note_h) if n),
+    )
+
+
+def raise_alert(result: MonitorResult, s: MonitorConfig, now: float) -> MonitorResult:
+    """Write the window's alert (or find the one a previous run wrote)."""
+    store = AlertStore(s.alert_db, s.claim_lease_seconds)
+    versions = sorted(result.model_versions)
+    outcome = store.record(
+        result.model,
+        result.window,
+        result.reasons,
+        result.evidence(),
+        versions,
+        now,
+        s.cooldown_seconds,
+    )
+    return replace(result, alert=outcome.alert, alert_created=outcome.created)
+
+
+def run_monitor(
+    cfg: PlatformConfig,
+    store_path: Path,
+    reference_df: pd.DataFrame,
+    since: float | None = None,
+    until: float | None = None,
+    now: float | None = None,
+    out_dir: Path | None = None,
+    *,
+    settings: MonitorConfig | None = None,
+    baseline_error: float | None = None,
+) -> MonitorResult:
+    """Monitor one window (see the module docstring); re-running it writes no second alert.
+
+    ``now`` picks the last aligned window when ``since``/``until`` are None; reports go to
+    ``<out_dir>/<model>/<window>.{json,html}``; ``baseline_error`` is the serving model's
+    validation error (default: :func:`validation_error`).
+    """
+    s = settings or monitor_settings(cfg)
+    t = time.time() if now is None else now
+    window = resolve_window(since, until, t, s)
+    data = payload_frame(store_path, window, cfg, s.endpoints)
+    baseline = baseline_error if baseline_error is not None else validation_error(cfg)
+    stem = Path(out_dir or s.reports_dir) / cfg.model_name / window.slug()
+    result = assess(cfg, s, reference_df, data, window, baseline, stem)
+    if result.reasons:
+        result = raise_alert(result, s, t)
+    result.json_path.parent.mkdir(parents=True, exist_ok=True)
+    result.json_path.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+    return result
+
+
+def run_job(cfg: PlatformConfig, now: float | None = None) -> MonitorResult:
+    """The CLI/CronJob entry: the last aligned window of ``serve.payload_db`` against the
+    training split, with the paths of the config's ``monitor`` settings."""
+    return run_monitor(cfg, cfg.serve.payload_db, reference_frame(cfg), now=now)

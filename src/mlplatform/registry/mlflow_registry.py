@@ -71,9 +71,12 @@ class Registry:
         exp = self.client.get_experiment_by_name(self.cfg.experiment)
         if exp is not None:
             return str(exp.experiment_id)
-        root = Path(self.cfg.artifact_root).resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        return str(self.client.create_experiment(self.cfg.experiment, root.as_uri()))
+        location = self.cfg.artifact_root
+        if "://" not in location and not location.startswith("mlflow-artifacts:"):
+            root = Path(location).resolve()  # a local folder (the embedded default)
+            root.mkdir(parents=True, exist_ok=True)
+            location = root.as_uri()
+        return str(self.client.create_experiment(self.cfg.experiment, location))
 
     def log_and_register(
         self,

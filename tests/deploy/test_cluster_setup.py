@@ -1,0 +1,214 @@
+"""Cluster set-up: kind config, manifests, the Makefile fragment, the scripts and the docs agree
+with each other and pin every upstream version."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+from types import ModuleType
+
+import pytest
+import yaml
+from k8s_render import CRD_DIR, ROOT
+
+MK = ROOT / "mk" / "cluster.mk"
+DOCS = ROOT / "README.md"  # the "Deploy on kind" section
+TARGETS = (
+    "tools",
+    "image",
+    "kind-up",
+    "kind-load",
+    "install-deps",
+    "deploy",
+    "pipeline-upload",
+    "pipeline-run",
+    "kind-down",
+    "minikube-up",
+    "minikube-load",
+    "minikube-install-deps",
+    "minikube-deploy",
+    "minikube-down",
+)
+VERSION_VARS = (
+    "KIND_NODE_IMAGE",
+    "K8S_VERSION",
+    "CERT_MANAGER_VERSION",
+    "KNATIVE_SERVING_VERSION",
+    "KNATIVE_KOURIER_VERSION",
+    "KSERVE_VERSION",
+    "KFP_VERSION",
+)
+
+
+def mk_vars() -> dict[str, str]:
+    text = MK.read_text(encoding="utf-8")
+    return dict(re.findall(r"^([A-Z0-9_]+) \?= (\S+)$", text, re.M))
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", "-f", str(MK), "BIN=.venv/bin", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def kfp_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "kfp_pipeline", ROOT / "scripts" / "kfp_pipeline.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------- versions
+
+
+def test_every_upstream_version_is_pinned_exactly() -> None:
+    v = mk_vars()
+    assert v["KSERVE_VERSION"] == "v0.20.0" == "v" + CRD_DIR.name.removeprefix("kserve-v")
+    assert re.fullmatch(r"kindest/node:v1\.\d+\.\d+@sha256:[0-9a-f]{64}", v["KIND_NODE_IMAGE"])
+    assert v["KIND_NODE_IMAGE"].split(":")[1].split("@")[0] == v["K8S_VERSION"]
+    for var in VERSION_VARS:
+        assert re.search(r"\d+\.\d+\.\d+", v[var]), f"{var}={v[var]} is not an exact version"
+        assert "latest" not in v[var]
+    assert v["KFP_VERSION"].startswith("2.")
+    assert (
+        v["KNATIVE_SERVING_VERSION"].split(".")[:2] == v["KNATIVE_KOURIER_VERSION"].split(".")[:2]
+    )
+
+
+def test_the_docs_state_every_pinned_version() -> None:
+    docs = DOCS.read_text(encoding="utf-8")
+    for var in VERSION_VARS:
+        value = mk_vars()[var]
+        shown = value.split("@")[0].removeprefix("kindest/node:")
+        assert shown in docs, f"{var} {shown} is not in the README"
+
+
+def test_install_script_uses_the_versions_it_is_given() -> None:
+    script = (ROOT / "scripts" / "install_deps.sh").read_text(encoding="utf-8")
+    for var in VERSION_VARS[2:]:
+        assert "${" + var + "}" in script, var
+    assert not re.search(r"releases/download/v?\d", script), "a version is hard-coded"
+    assert "deploymentMode=Knative" in script
+
+
+# ---------------------------------------------------------------- Makefile fragment
+
+
+def test_every_target_exists_with_help() -> None:
+    text = MK.read_text(encoding="utf-8")
+    for target in TARGETS:
+        assert re.search(rf"^{target}:.*## \S", text, re.M), f"{target} has no '## help'"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_targets_dry_run(target: str) -> None:
+    out = make("-n", target)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
+
+
+def test_cluster_targets_name_their_kube_context() -> None:
+    """Never the current context: a stray `make deploy` must not hit another cluster."""
+    for target, context in (("deploy", "kind-mlplatform"), ("minikube-deploy", "mlplatform")):
+        out = make("-n", target).stdout
+        assert f"KUBE_CONTEXT={context}" in out, out
+    assert "--context kind-mlplatform" in make("-n", "pipeline-run").stdout
+
+
+def test_shell_scripts_parse() -> None:
+    for script in sorted((ROOT / "scripts").glob("*.sh")):
+        subprocess.run(["bash", "-n", str(script)], check=True)
+        assert script.read_text(encoding="utf-8").startswith("#!/usr/bin/env bash\n")
+        assert "set -euo pipefail" in script.read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------- manifests
+
+
+def test_kind_cluster_maps_the_ingress_node_port() -> None:
+    cfg = yaml.safe_load((ROOT / "manifests" / "kind" / "cluster.yaml").read_text(encoding="utf-8"))
+    assert (cfg["kind"], cfg["apiVersion"]) == ("Cluster", "kind.x-k8s.io/v1alpha4")
+    (node,) = cfg["nodes"]
+    (mapping,) = node["extraPortMappings"]
+    patch = yaml.safe_load(
+        (ROOT / "manifests" / "knative" / "kourier-nodeport.yaml").read_text(encoding="utf-8")
+    )
+    assert mapping["containerPort"] == patch["spec"]["ports"][0]["nodePort"] == 31080
+    assert mapping["listenAddress"] == "127.0.0.1"
+    assert f"127.0.0.1:{mapping['hostPort']}" in DOCS.read_text(encoding="utf-8")
+
+
+def test_knative_is_configured_for_kourier_and_the_chart() -> None:
+    def data(name: str) -> dict[str, str]:
+        path = ROOT / "manifests" / "knative" / f"{name}.yaml"
+        return yaml.safe_load(path.read_text(encoding="utf-8"))["data"]
+
+    assert data("config-network")["ingress-class"] == "kourier.ingress.networking.knative.dev"
+    assert data("config-domain") == {"example.com": ""}
+    assert set(data("config-features").values()) == {"enabled"}
+
+
+def test_namespace_enforces_baseline_and_audits_restricted() -> None:
+    (ns,) = [
+        d
+        for d in yaml.safe_load_all((ROOT / "manifests" / "namespaces.yaml").read_text("utf-8"))
+        if d
+    ]
+    labels = ns["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+
+
+# ---------------------------------------------------------------- KFP script
+
+
+def test_pipeline_run_bakes_the_cluster_overrides_into_the_config() -> None:
+    from mlplatform.config import PlatformConfig
+
+    script = kfp_script()
+    overrides = script.cluster_overrides("mlplatform", "mlplatform")
+    args = script.run_arguments(ROOT / "configs" / "house-price.yaml", overrides, "abc123")
+    assert set(args) == {"config_json", "git_commit"}
+    cfg = PlatformConfig.from_json(args["config_json"])
+    assert cfg.registry.tracking_uri == "http://mlplatform-mlflow.mlplatform.svc.cluster.local:5000"
+    assert cfg.registry.artifact_root == "mlflow-artifacts:/mlplatform"
+    assert cfg.model_name == "house-price"
+    assert json.loads(args["config_json"])["model_name"] == "house-price"
+
+
+def test_pipeline_versions_are_named_by_content(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    script = kfp_script()
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("x: 1\n")
+    b.write_text("x: 2\n")
+    assert script.version_name(a) == script.version_name(a) != script.version_name(b)
+
+
+def test_upload_skips_a_version_already_there() -> None:
+    script = kfp_script()
+    pipeline = ROOT / "pipelines" / "training_pipeline.yaml"
+    version = script.version_name(pipeline)
+    calls: list[str] = []
+
+    class Client:
+        def get_pipeline_id(self, name: str) -> str:
+            return "p1"
+
+        def list_pipeline_versions(self, pid: str, page_size: int) -> object:
+            v = type("V", (), {"display_name": version})
+            return type("R", (), {"pipeline_versions": [v]})
+
+        def upload_pipeline_version(self, *a: object, **k: object) -> None:
+            calls.append("upload")
+
+    script.upload(Client(), pipeline)
+    assert calls == []

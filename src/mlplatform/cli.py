@@ -291,6 +291,12 @@ def rollout(
     sink_url: Annotated[
         str, typer.Option(help="Payload sink (kserve backend).")
     ] = "http://payload-sink",
+    watch: Annotated[
+        bool, typer.Option(help="Keep running: roll out every new challenger (a controller).")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between registry checks (--watch).")
+    ] = 30,
 ) -> None:
     """Step the canary (rollout.steps), then promote it in MLflow or roll it back, with reasons."""
     from mlplatform.serving import rollout as ro
@@ -312,7 +318,10 @@ def rollout(
         ]
     else:
         raise PlatformError(f"unknown backend {backend!r}; use 'local' or 'kserve'")
-    ro.main(args)
+    if watch:
+        ro.watch(cfg, lambda: ro.main(args, exit_code=False), interval)
+    else:
+        ro.main(args)
 
 
 pipeline_app = typer.Typer(

@@ -410,6 +410,9 @@ def test_jobs_and_controllers_run_the_contracted_commands(values_file: str) -> N
             "kserve",
             "--namespace",
             NAMESPACE,
+            "--sink-url",
+            f"http://{RELEASE}-payload-sink.{NAMESPACE}.svc.cluster.local",
+            "--watch",
         ]
         assert rollout["spec"]["strategy"]["type"] == "Recreate"
     sink = by_name[f"Deployment/{RELEASE}-payload-sink"]["spec"]["template"]["spec"]

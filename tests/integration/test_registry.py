@@ -79,3 +79,30 @@ def test_unknown_alias_and_version_are_clear_errors(tmp_path: Path) -> None:
         reg.load("nope", CHAMPION)
     with pytest.raises(RegistryError, match="has no version 9"):
         reg.version("nope", "9")
+
+
+def test_rollout_watch_rolls_out_each_new_challenger_once(
+    tmp_path: Path, trained: tuple[Path, Path]
+) -> None:
+    from mlplatform.serving.rollout import pending_challenger, watch
+
+    model_path, _ = trained
+    cfg = load_config("configs/credit-risk.yaml", env={}).with_overrides(
+        registry={"tracking_uri": f"sqlite:///{tmp_path}/m.db", "artifact_root": str(tmp_path)}
+    )
+    reg = Registry(cfg.registry)
+    v1 = reg.log_and_register(model_path, {}, {}, [], {}).version
+    reg.set_alias("credit-risk", CHAMPION, v1)
+    assert pending_challenger(cfg) is None
+    v2 = reg.log_and_register(model_path, {}, {}, [], {}).version
+    reg.set_alias("credit-risk", CHALLENGER, v2)
+    assert pending_challenger(cfg) == v2
+    calls: list[int] = []
+
+    def run_once() -> None:  # what a rollback leaves behind
+        calls.append(1)
+        reg.client.set_model_version_tag("credit-risk", v2, "rollback.at", "now")
+
+    ticks = iter([False, False, True])
+    watch(cfg, run_once, interval=0, stop=lambda: next(ticks))
+    assert calls == [1] and pending_challenger(cfg) is None

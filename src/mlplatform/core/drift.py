@@ -223,36 +223,46 @@ class DriftReport:
         }
 
 
-def _numeric(frame: pd.DataFrame, name: str, where: str) -> FloatArray:
-    if name not in frame.columns:
-        raise DriftError(f"{where} data has no column {name!r}")
-    try:
-        values: FloatArray = pd.to_numeric(frame[name], errors="raise").to_numpy(np.float64)
-    except (TypeError, ValueError):
-        raise DriftError(f"{where} column {name!r} has non-numeric values") from None
-    return values
+def _numeric_matrix(frame: pd.DataFrame, names: tuple[str, ...], where: str) -> FloatArray:
+    """The named columns as a (rows, k) float64 array (text that is not a number fails)."""
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise DriftError(f"{where} data has no column(s) {missing}")
+    converted = {}
+    for name in names:
+        if not pd.api.types.is_numeric_dtype(frame[name]):
+            try:
+                converted[name] = pd.to_numeric(frame[name], errors="raise")
+            except (TypeError, ValueError):
+                raise DriftError(f"{where} column {name!r} has non-numeric values") from None
+    block = frame[list(names)].assign(**converted) if converted else frame[list(names)]
+    matrix: FloatArray = block.to_numpy(dtype=np.float64)
+    return matrix
 
 
 def _ks_features(ref: pd.DataFrame, cur: pd.DataFrame, spec: DriftSpec) -> list[FeatureDrift]:
-    """KS per numeric column: complete columns in one matrix call, others one by one."""
-    cols = {n: (_numeric(ref, n, "reference"), _numeric(cur, n, "current")) for n in spec.numeric}
-    finite = {n: (r[np.isfinite(r)], c[np.isfinite(c)]) for n, (r, c) in cols.items()}
-    whole = [n for n, (r, c) in finite.items() if (len(r), len(c)) == (len(ref), len(cur))]
-    groups = [whole] if whole else []
-    groups += [[n] for n in spec.numeric if n not in whole]
-    out: dict[str, FeatureDrift] = {}
-    for names in groups:
-        r = np.column_stack([finite[n][0] for n in names])
-        c = np.column_stack([finite[n][1] for n in names])
-        if r.shape[0] == 0 or c.shape[0] == 0:
-            raise DriftError(f"column {names[0]!r} has no finite values in one sample")
+    """Columns without NaN/inf in one matrix call; the others one by one, non-finite dropped."""
+    R = _numeric_matrix(ref, spec.numeric, "reference")
+    C = _numeric_matrix(cur, spec.numeric, "current")
+    complete = np.isfinite(R).all(axis=0) & np.isfinite(C).all(axis=0)
+    out: dict[int, tuple[float, float, int, int]] = {}  # column → D, p, n_ref, n_cur
+    idx = np.flatnonzero(complete)
+    if idx.size:
+        r, c = (R, C) if complete.all() else (R[:, idx], C[:, idx])
         d, p = ks_test(r, c, spec.ks_method)
-        for j, n in enumerate(names):
-            drifted = bool(p[j] <= spec.threshold)
-            out[n] = FeatureDrift(
-                n, "numeric", "ks", float(d[j]), float(p[j]), drifted, r.shape[0], c.shape[0]
-            )
-    return [out[n] for n in spec.numeric]
+        out.update({int(j): (d[i], p[i], len(r), len(c)) for i, j in enumerate(idx)})
+    for j in np.flatnonzero(~complete):
+        r, c = R[np.isfinite(R[:, j]), j], C[np.isfinite(C[:, j]), j]
+        if not (r.size and c.size):
+            raise DriftError(f"column {spec.numeric[j]!r} has no finite values in one sample")
+        d, p = ks_test(r[:, None], c[:, None], spec.ks_method)
+        out[int(j)] = (d[0], p[0], r.size, c.size)
+    return [
+        FeatureDrift(name, "numeric", "ks", float(d), float(p), bool(p <= spec.threshold), nr, nc)
+        for name, (d, p, nr, nc) in zip(
+            spec.numeric, (out[j] for j in range(len(R.T))), strict=True
+        )
+    ]
 
 
 def _categorical_feature(ref: pd.Series, cur: pd.Series, spec: DriftSpec) -> FeatureDrift:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
-from mlplatform.config import RolloutConfig
+from mlplatform.config import PlatformConfig, RolloutConfig
 from mlplatform.core.rollout import Decision, VariantStats, decide
 from mlplatform.errors import PlatformError
 from mlplatform.serving.traffic import KServeBackend, LocalRouterBackend, TrafficBackend
@@ -166,7 +166,37 @@ def _backend(args: argparse.Namespace) -> TrafficBackend:
     return KServeBackend(args.namespace, args.isvc, client.CustomObjectsApi(), args.sink_url)
 
 
-def main(argv: list[str] | None = None) -> None:
+def pending_challenger(cfg: PlatformConfig) -> str | None:
+    """The challenger version awaiting a rollout: not the champion, not already rolled back."""
+    from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry
+
+    reg = Registry(cfg.registry)
+    chall = reg.by_alias(cfg.model_name, CHALLENGER)
+    champ = reg.by_alias(cfg.model_name, CHAMPION)
+    if chall is None or (champ and champ.version == chall.version):
+        return None
+    return None if "rollback.at" in chall.tags else chall.version
+
+
+def watch(
+    cfg: PlatformConfig,
+    run_once: Callable[[], object],
+    interval: float,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """The cluster's controller loop: roll out each new challenger; survive transient errors."""
+    while not stop():
+        try:
+            version = pending_challenger(cfg)
+            if version is not None:
+                print(f"{cfg.model_name}: rolling out challenger v{version}", flush=True)
+                run_once()
+        except Exception as exc:  # a controller logs and keeps watching
+            print(f"{cfg.model_name}: rollout attempt failed: {exc}", flush=True)
+        time.sleep(interval)
+
+
+def main(argv: list[str] | None = None, exit_code: bool = True) -> None:
     from mlplatform.config import load_config
     from mlplatform.registry.mlflow_registry import Registry
 
@@ -189,7 +219,9 @@ def main(argv: list[str] | None = None) -> None:
         _backend(args), cfg.rollout, registry, cfg.model_name, poll_seconds=args.poll_seconds
     )
     result = ctl.run()
-    raise SystemExit(0 if result.outcome == "promoted" else 1)
+    print(f"{cfg.model_name}: {result.outcome}: {result.reason}", flush=True)
+    if exit_code:
+        raise SystemExit(0 if result.outcome == "promoted" else 1)
 
 
 if __name__ == "__main__":

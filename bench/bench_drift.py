@@ -1,12 +1,15 @@
 """Drift benchmarks. Speed ratios are baseline time ÷ our time, measured in the same run.
 
 Rows:
-1-3. per-column drift (KS p-values, Evidently's ``ks`` = scipy ``ks_2samp`` method "auto") on
-   10k×20 and 100k×20 float64 samples (a quarter of the columns shifted by 0.05 sd; the last
-   row without shift, a typical quiet window): our :func:`detect_drift` against Evidently 0.7's
-   ``Report([DataDriftPreset(num_method="ks")]).run``; "identical" means every p-value equals
-   Evidently's (relative 1e-12) and every D equals scipy's ``ks_2samp`` statistic exactly;
-4. the monitor job end to end (payload log → drift, concept drift, health, Evidently HTML,
+1-2. per-column drift (KS p-values, Evidently's ``ks`` = scipy ``ks_2samp`` method "auto") on
+   10k×20 and 100k×20 float64 samples, a quarter of the columns shifted by 0.05 sd
+   (``drift_vs_evidently(n, 1, shifted=False)`` times a quiet window): our
+   :func:`detect_drift` against Evidently 0.7's ``Report([DataDriftPreset(num_method="ks")])``;
+   "identical" means every p-value equals Evidently's (relative 1e-12) and every D equals
+   scipy's ``ks_2samp`` statistic exactly. The notes split our time into D and p-values: at
+   100k rows scipy's asymptotic p (``kstwo.sf``, an exact Smirnov sum for clear drift) costs
+   ~50 ms per drifted column, the same calls Evidently makes;
+3. the monitor job end to end (payload log → drift, concept drift, health, Evidently HTML,
    JSON, alert) on a window of 2 000 logged requests, against the Evidently report alone.
 """
 
@@ -160,6 +163,5 @@ def run() -> list[Row]:
     return [
         drift_vs_evidently(10_000, repeat_evidently=2),
         drift_vs_evidently(100_000, repeat_evidently=1),
-        drift_vs_evidently(100_000, repeat_evidently=1, shifted=False),
         monitor_end_to_end(),
     ]

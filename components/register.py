@@ -16,6 +16,7 @@ def register(
     data_md5: str,
     git_commit: str,
     pipeline_run_id: str,
+    trigger: str,
 ) -> str:
     """Log the run to MLflow, register a model version with lineage, alias it ``challenger``."""
     from pathlib import Path
@@ -24,7 +25,12 @@ def register(
     from mlplatform.steps import register_step
 
     cfg = PlatformConfig.from_json(config_json)
-    lineage = {"data_md5": data_md5, "git_commit": git_commit, "pipeline_run_id": pipeline_run_id}
+    lineage = {
+        "data_md5": data_md5,
+        "git_commit": git_commit,
+        "pipeline_run_id": pipeline_run_id,
+        "trigger": trigger,
+    }
     paths = {
         "model": Path(model.path),
         "metrics": Path(metrics_doc.path),

@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Output
+from kfp.dsl import Artifact, Dataset, Input, Output
 
 from mlplatform.image import IMAGE
 
@@ -9,9 +9,11 @@ def validate(
     config_json: str,
     metrics_doc: Input[Artifact],
     quality: Input[Artifact],
+    test: Input[Dataset],
     gate: Output[Artifact],
 ) -> str:
-    """The gate: thresholds + explanation quality + the current champion (from MLflow).
+    """The gate: thresholds + explanation quality + the current champion (from MLflow),
+    scored on this run's test split.
 
     Returns "true" when the candidate passed. A failed gate fails this task with the reasons
     (``validate.fail_pipeline``, default on), so nothing is registered.
@@ -24,6 +26,7 @@ def validate(
 
     cfg = PlatformConfig.from_json(config_json)
     doc = json.loads(Path(metrics_doc.path).read_text())
-    report = gate_step(cfg, doc, json.loads(Path(quality.path).read_text()), Path(gate.path))
+    quality_values = json.loads(Path(quality.path).read_text())
+    report = gate_step(cfg, doc, quality_values, Path(gate.path), Path(test.path))
     print(report.summary())
     return str(report.passed).lower()

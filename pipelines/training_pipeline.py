@@ -28,8 +28,11 @@ def _resources(task: dsl.PipelineTask, cpu: str, memory: str) -> dsl.PipelineTas
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="Train, explain, validate and register one model.")
-def training_pipeline(config_json: str, git_commit: str = "unknown") -> None:
-    """``config_json``: the model's PlatformConfig as JSON (``mlplatform config --json``)."""
+def training_pipeline(
+    config_json: str, git_commit: str = "unknown", trigger: str = "manual"
+) -> None:
+    """``config_json``: the model's PlatformConfig as JSON; ``trigger``: who started the run
+    ("manual", or the drift alert id), recorded in the model's lineage."""
     d = _resources(data(config_json=config_json), "500m", "1G")
     n = _resources(normalize(config_json=config_json, dataset=d.outputs["dataset"]), "250m", "512M")
     splits = {k: n.outputs[k] for k in ("train", "val", "test")}
@@ -42,6 +45,7 @@ def training_pipeline(config_json: str, git_commit: str = "unknown") -> None:
             config_json=config_json,
             metrics_doc=t.outputs["metrics_doc"],
             quality=e.outputs["quality"],
+            test=n.outputs["test"],
         ),
         "250m",
         "512M",
@@ -59,6 +63,7 @@ def training_pipeline(config_json: str, git_commit: str = "unknown") -> None:
                 data_md5=d.outputs["data_md5"],
                 git_commit=git_commit,
                 pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                trigger=trigger,
             ),
             "250m",
             "512M",

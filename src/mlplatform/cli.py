@@ -324,6 +324,75 @@ def rollout(
         ro.main(args)
 
 
+@app.command()
+@friendly
+def monitor(
+    config: ConfigOpt = Path("configs/house-price.yaml"),
+    since: Annotated[float | None, typer.Option(help="Window start (Unix time).")] = None,
+    until: Annotated[float | None, typer.Option(help="Window end (Unix time).")] = None,
+) -> None:
+    """Data drift, concept drift and health of a window of logged traffic; write the alert."""
+    from mlplatform.monitoring.monitor import reference_frame, run_monitor
+
+    cfg = load_config(config)
+    r = run_monitor(cfg, cfg.serve.payload_db, reference_frame(cfg), since, until)
+    print_monitor(r)
+
+
+def print_monitor(r: Any) -> None:
+    console.print(f"{r.model}: window {r.window.start:.0f}–{r.window.end:.0f}, {r.rows} rows")
+    if r.drift is not None:
+        table = Table(title=f"data drift: {r.drift.share:.0%} of features drifted")
+        for col in ("feature", "test", "statistic", "p-value", "drifted"):
+            table.add_column(col)
+        for f in r.drift.features:
+            p = "-" if f.p_value is None else f"{f.p_value:.3g}"
+            table.add_row(f.name, f.method, f"{f.statistic:.4f}", p, "yes" if f.drifted else "no")
+        console.print(table)
+    if r.concept is not None:
+        console.print(f"concept drift: {r.concept}")
+    console.print(f"health: {'ok' if r.healthy else 'NOT ok'} {r.health}")
+    for note in r.notes:
+        console.print(f"note: {note}")
+    if r.alert is not None:
+        verb = "written" if r.alert_created else "already recorded for this window"
+        console.print(f"ALERT {r.alert.alert_id} ({r.alert.status}) {verb}: {'; '.join(r.reasons)}")
+    else:
+        console.print("no alert")
+    console.print(f"report: {r.html_path or r.json_path}")
+
+
+@app.command()
+@friendly
+def retrain(
+    config: ConfigOpt = Path("configs/house-price.yaml"),
+    backend: Annotated[str, typer.Option(help="local (kfp.local) or kfp (the KFP API).")] = "local",
+    kfp_host: Annotated[
+        str | None, typer.Option(envvar="KFP_HOST", help="KFP API URL (kfp backend).")
+    ] = None,
+    pipeline: Annotated[Path, typer.Option(help="Compiled pipeline (local backend).")] = Path(
+        "pipelines/training_pipeline.yaml"
+    ),
+) -> None:
+    """Start one training run per open drift alert (exactly once, crash-safe)."""
+    from mlplatform.retrain import kfp_starter, local_starter, retrain_pending
+
+    cfg = load_config(config)
+    if backend == "local":
+        start = local_starter(pipeline, Path.cwd())
+    elif backend == "kfp" and kfp_host:
+        start = kfp_starter(kfp_host)
+    else:
+        raise PlatformError("use --backend local, or --backend kfp with --kfp-host (or KFP_HOST)")
+    outcomes = retrain_pending(cfg, start)
+    for o in outcomes:
+        console.print(
+            f"alert {o.alert_id}: {o.action} run={o.run_id} version={o.version}: {o.message}"
+        )
+    if not outcomes:
+        console.print(f"{cfg.model_name}: no drift alert waiting for a retrain")
+
+
 pipeline_app = typer.Typer(
     help="The KFP training pipeline: compile, run locally.", no_args_is_help=True
 )

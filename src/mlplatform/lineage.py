@@ -13,6 +13,7 @@ ROWS = (
     ("feature_service", "feature service"),
     ("git_commit", "code (git commit)"),
     ("pipeline_run", "pipeline run"),
+    ("trigger", "started by (alert or manual)"),
     ("config_hash", "config hash"),
     ("registered_by", "registered by"),
     ("registered_at", "registered at"),

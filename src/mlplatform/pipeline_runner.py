@@ -89,7 +89,10 @@ def quiet_local_runner() -> Iterator[None]:
 
 
 def run_local(
-    cfg: PlatformConfig, pipeline: Path = DEFAULT_PIPELINE, base: Path | None = None
+    cfg: PlatformConfig,
+    pipeline: Path = DEFAULT_PIPELINE,
+    base: Path | None = None,
+    trigger: str = "manual",
 ) -> PipelineRun:
     """Run the compiled pipeline for ``cfg`` with kfp.local; raise PipelineRunError on failure."""
     from kfp import components, local
@@ -104,7 +107,7 @@ def run_local(
     pipe = components.load_component_from_file(str(pipeline))
     try:
         with quiet_local_runner():
-            pipe(config_json=cfg.to_json(), git_commit=git_commit(base))
+            pipe(config_json=cfg.to_json(), git_commit=git_commit(base), trigger=trigger)
         failure = None
     except RuntimeError as exc:  # kfp.local: "... finished with status FAILURE ..."
         failure = str(exc).splitlines()[0]

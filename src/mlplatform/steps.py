@@ -21,8 +21,10 @@ from mlplatform.core.model import LinearModel
 from mlplatform.core.scaling import FeatureScaler, TargetScaler
 from mlplatform.core.training import (
     Normalization,
+    evaluate,
     fit_normalization,
     split_frame,
+    target_vector,
     train_model,
 )
 from mlplatform.explain_job import explain_model_job
@@ -116,14 +118,29 @@ def explain_step(
 
 
 def gate_step(
-    cfg: PlatformConfig, metrics_doc: dict[str, Any], quality: dict[str, float], gate_out: Path
+    cfg: PlatformConfig,
+    metrics_doc: dict[str, Any],
+    quality: dict[str, float],
+    gate_out: Path,
+    test: Path | None = None,
 ) -> GateReport:
-    """Evaluate the gate against the registry's champion; write it; raise if it failed."""
+    """Evaluate the gate against the registry's champion; write it; raise if it failed.
+
+    The champion is scored on the candidate's own test split (``test``), so both models are
+    judged on the same rows, also after the data moved; without it, the champion's logged
+    metrics are used.
+    """
     from mlplatform.registry.mlflow_registry import CHAMPION, Registry
 
     reg = Registry(cfg.registry)
     champ = reg.by_alias(cfg.model_name, CHAMPION)
-    champ_metrics = reg.run_metrics(champ.run_id) if champ else None
+    champ_metrics = None
+    if champ is not None:
+        champ_metrics = reg.run_metrics(champ.run_id)
+        if test is not None:
+            part = read_data(test)
+            champion = reg.load(cfg.model_name, CHAMPION)
+            champ_metrics = evaluate(champion, part, target_vector(cfg, part))
     metrics = {**flat_metrics(metrics_doc), **quality}
     report = evaluate_gate(
         cfg.task, metrics, cfg.validate_, champ_metrics, champ.version if champ else None

@@ -53,6 +53,7 @@ def test_run_registers_with_lineage_then_reproduces(workspace: Path) -> None:
     assert champion["feature_service"] == "credit-risk"
     assert champion["pipeline_run"].startswith("mlplatform-training-")
     assert champion["validation"]["passed"] is True
+    assert champion["trigger"] == "manual"
     assert len(champion["git_commit"]) >= 40
 
     second = run_local(cfg, pipeline, base=ROOT)  # unchanged data: same model, same metrics

@@ -12,6 +12,7 @@ is the column's drift score (the p-value for ``ks`` and ``chisquare``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,13 @@ def run_preset(
     )
     preset = DataDriftPreset(columns=columns, num_method=num_method, cat_method=cat_method)
     try:
-        return Report([preset]).run(
-            Dataset.from_pandas(current[columns], data_definition=definition),
-            Dataset.from_pandas(reference[columns], data_definition=definition),
-        )
-    except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
+        with warnings.catch_warnings():  # e.g. χ² of a category new to the reference: p = 0
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return Report([preset]).run(
+                Dataset.from_pandas(current[columns], data_definition=definition),
+                Dataset.from_pandas(reference[columns], data_definition=definition),
+            )
+    except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
         raise ReportError(f"Evidently DataDriftPreset failed: {exc}") from exc
 
 

@@ -109,8 +109,19 @@ def resolve_window(
 
 
 def validation_error(cfg: PlatformConfig) -> float | None:
-    """The trained model's validation error from ``<model_dir>/metrics.json``: RMSE for
-    regression, 1 − accuracy for classification; None when there is no such file."""
+    """The serving model's held-out error: RMSE for regression, 1 − accuracy for
+    classification. From the registry's champion run when there is one, else from the last
+    local training (``<model_dir>/metrics.json``); None when neither exists."""
+    from mlplatform.registry.mlflow_registry import CHAMPION, Registry
+
+    reg = Registry(cfg.registry)
+    champ = reg.by_alias(cfg.model_name, CHAMPION)
+    if champ is not None:
+        m = reg.run_metrics(champ.run_id)
+        if cfg.task == "regression" and "rmse" in m:
+            return float(m["rmse"])
+        if cfg.task == "classification" and "accuracy" in m:
+            return 1.0 - float(m["accuracy"])
     path = cfg.model_dir / "metrics.json"
     if not path.is_file():
         return None

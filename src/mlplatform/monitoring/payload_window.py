@@ -74,7 +74,9 @@ def frame_window(frame: pd.DataFrame, names: Sequence[str], endpoints: Sequence[
     requests = frame.drop_duplicates("request_id")
     status = pd.to_numeric(frame["status"], errors="coerce")
     ok = frame[(status >= 200) & (status < 300)].reset_index(drop=True)
-    versions = ok["model_version"].fillna("unknown").astype(str) if len(ok) else pd.Series([])
+    versions = (
+        ok["model_version"].fillna("unknown").astype(str) if len(ok) else pd.Series([], dtype=str)
+    )
     return WindowData(
         features=_feature_frame(ok, names).reindex(columns=list(names)),
         predictions=np.array([_number(p) for p in ok.get("prediction", [])], dtype=np.float64),

@@ -197,6 +197,7 @@ def lineage_document(reg: Registry, name: str) -> dict[str, Any]:
             "data_path": t.get("lineage.data_path"),
             "git_commit": t.get("lineage.git_commit"),
             "pipeline_run": t.get("lineage.pipeline_run_id"),
+            "trigger": t.get("lineage.trigger"),
             "feature_service": t.get("lineage.feature_service"),
             "config_hash": t.get("lineage.config_hash"),
             "validation": json.loads(gate) if gate else None,

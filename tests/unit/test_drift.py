@@ -259,3 +259,17 @@ def test_system_health() -> None:
     assert health.p95_latency_ms == pytest.approx(np.percentile([1, 2, 3, 4], 95))
     empty = system_health([], [])
     assert empty.requests == 0 and empty.p95_latency_ms is None and empty.error_rate == 0.0
+
+
+def test_fast_tail_keeps_scipy_p_values_above_the_tail_and_every_verdict() -> None:
+    from mlplatform.core.drift import TAIL_P, ks_pvalues
+
+    n = m = 20_000
+    d = np.array([0.001, 0.005, 0.0118, 0.02, 0.05, 0.3])
+    _, exact = ks_pvalues(d, n, m, "asymp")
+    _, fast = ks_pvalues(d, n, m, "asymp", fast_tail=True)
+    keep = exact >= TAIL_P
+    np.testing.assert_array_equal(fast[keep], exact[keep])
+    assert (fast[~keep] < 2 * TAIL_P).all() and (~keep).sum() >= 2
+    for threshold in (0.001, 0.01, 0.05, 0.1):
+        np.testing.assert_array_equal(fast <= threshold, exact <= threshold)

@@ -91,6 +91,7 @@ def drift_spec(cfg: PlatformConfig, s: MonitorConfig) -> DriftSpec:
         categorical=cfg.categorical_features,
         cat_method=s.cat_method,
         ks_method=s.ks_method,
+        fast_tail=s.ks_fast_tail,
         threshold=s.threshold,
         psi_threshold=s.psi_threshold,
         drift_share=s.drift_share,

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
@@ -25,6 +26,9 @@ import yaml
 from mlplatform.config import PlatformConfig, load_config
 from mlplatform.core.training import generate, split_frame
 from mlplatform.errors import PlatformError
+
+if TYPE_CHECKING:
+    from mlplatform.monitoring.monitor import MonitorResult
 
 Say = Callable[[str], None]
 
@@ -197,7 +201,9 @@ def _materialize(cfg: PlatformConfig) -> None:
     materialize(store, end=datetime.now(UTC))
 
 
-def _monitor(cfg: PlatformConfig, since: float, until: float, say: Say, reports: list[Path]):  # type: ignore[no-untyped-def]
+def _monitor(
+    cfg: PlatformConfig, since: float, until: float, say: Say, reports: list[Path]
+) -> MonitorResult:
     from mlplatform.monitoring.monitor import reference_frame, run_monitor
 
     r = run_monitor(cfg, cfg.serve.payload_db, reference_frame(cfg), since, until + 1e-3)
@@ -240,11 +246,10 @@ def _canary(
 ) -> str:
     from mlplatform.registry.mlflow_registry import Registry
     from mlplatform.serving.rollout import RolloutController
-    from mlplatform.serving.stack import LocalStack, Service
+    from mlplatform.serving.stack import Service
     from mlplatform.serving.traffic import LocalRouterBackend
 
     say(f"6/7 canary: v{v2} beside the champion, stepping {list(cfg.rollout.steps)} %")
-    assert isinstance(stack, LocalStack)
     port = cfg.serve.canary_port
     canary = Service(
         "canary",
@@ -261,8 +266,7 @@ def _canary(
             str(port),
         ),
     )
-    stack._spawn(canary)
-    stack._wait_ready(canary, 90)
+    stack.add(canary)
     LocalRouterBackend(router).attach(stack.url(port), v2)
     stop, thread = traffic.background()
     try:

@@ -147,6 +147,11 @@ class LocalStack:
             raise
         return services
 
+    def add(self, svc: Service, timeout: float = 90) -> None:
+        """Start one more server (e.g. a new canary) and wait until it is ready."""
+        self._spawn(svc)
+        self._wait_ready(svc, timeout)
+
     def _spawn(self, svc: Service) -> None:
         log = (self.log_dir / f"{self.cfg.model_name}-{svc.name}.log").open("wb")
         self.procs[svc.name] = subprocess.Popen(

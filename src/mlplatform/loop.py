@@ -148,7 +148,9 @@ def run_loop(work: Path, base: Path, say: Say, rows: int = 3000) -> LoopResult:
     pipeline = base / "pipelines/training_pipeline.yaml"
     say("1/7 data v1 (the baseline world) and the training pipeline (kfp.local)")
     generate_data(cfg)
-    v1 = run_local(cfg, pipeline, base).version
+    log = cfg.artifacts_dir / "logs" / "pipelines.log"
+    say(f"     (task logs: {log})")
+    v1 = run_local(cfg, pipeline, base, log=log).version
     say(f"     registered house-price v{v1}: champion")
     reports: list[Path] = []
     return _serve_and_watch(cfg, path, base, pipeline, v1 or "?", reports, say)
@@ -224,7 +226,8 @@ def _retrain(
     say("5/7 the alert triggers a retrain on the new data (a new data version)")
     new_world.to_parquet(cfg.data.data_dir / "house-price.parquet", index=False)
     _materialize(cfg)
-    outcomes = retrain_pending(cfg, local_starter(pipeline, base))
+    log = cfg.artifacts_dir / "logs" / "pipelines.log"
+    outcomes = retrain_pending(cfg, local_starter(pipeline, base, log))
     started = [o for o in outcomes if o.version]
     if not started:
         raise LoopError(f"the retrain did not register a model: {outcomes}")

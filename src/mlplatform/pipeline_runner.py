@@ -10,7 +10,7 @@ import json
 import subprocess
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,11 +88,23 @@ def quiet_local_runner() -> Iterator[None]:
         yield
 
 
+@contextmanager
+def _output(log: Path | None) -> Iterator[None]:
+    """kfp.local prints every task's logs to stdout; with ``log`` they go to that file."""
+    if log is None:
+        yield
+        return
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as fh, redirect_stdout(fh):
+        yield
+
+
 def run_local(
     cfg: PlatformConfig,
     pipeline: Path = DEFAULT_PIPELINE,
     base: Path | None = None,
     trigger: str = "manual",
+    log: Path | None = None,
 ) -> PipelineRun:
     """Run the compiled pipeline for ``cfg`` with kfp.local; raise PipelineRunError on failure."""
     from kfp import components, local
@@ -106,7 +118,7 @@ def run_local(
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     pipe = components.load_component_from_file(str(pipeline))
     try:
-        with quiet_local_runner():
+        with quiet_local_runner(), _output(log):
             pipe(config_json=cfg.to_json(), git_commit=git_commit(base), trigger=trigger)
         failure = None
     except RuntimeError as exc:  # kfp.local: "... finished with status FAILURE ..."

@@ -55,13 +55,14 @@ def version_for_trigger(cfg: PlatformConfig, trigger: str) -> str | None:
     return None
 
 
-def local_starter(pipeline: Path, base: Path) -> Starter:
-    """Start the compiled pipeline with kfp.local (blocks until it finishes)."""
+def local_starter(pipeline: Path, base: Path, log: Path | None = None) -> Starter:
+    """Start the compiled pipeline with kfp.local (blocks until it finishes); task logs go to
+    ``log`` when given."""
 
     def start(cfg: PlatformConfig, trigger: str) -> tuple[str, str | None]:
         from mlplatform.pipeline_runner import run_local
 
-        run = run_local(cfg, pipeline, base, trigger=trigger)
+        run = run_local(cfg, pipeline, base, trigger=trigger, log=log)
         return run.run_dir.name, run.version
 
     return start

@@ -248,6 +248,13 @@ def test_serve_command_starts_everything_and_ctrl_c_leaves_no_orphans(credit: di
             f"{router}/v1/models/credit-risk:predict", json={"instances": [[40, 2e7, 0.2, 0, 5]]}
         )
         assert r.status_code == 200, r.text
+        plain = httpx.post(  # `curl -d` sends no JSON content type
+            f"{router}/v1/models/credit-risk:predict",
+            content=b'{"instances": [[40, 20000000, 0.2, 0, 5]]}',
+            headers={"content-type": "application/x-www-form-urlencoded"},
+            timeout=60,
+        )
+        assert plain.status_code == 200, plain.text
         children = _children(proc.pid)
         assert len(children) == 4  # stable, router, transformer, explainer
     finally:

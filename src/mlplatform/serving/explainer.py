@@ -29,7 +29,7 @@ from mlplatform.core.explain.types import check_background, check_rows
 from mlplatform.core.model import LinearModel
 from mlplatform.errors import PlatformError
 from mlplatform.explain_job import background
-from mlplatform.serving.inputs import encode, v1_frame
+from mlplatform.serving.inputs import as_json, encode, v1_frame
 from mlplatform.serving.process import base_parser, load_platform_config, serve
 
 FloatArray = np.ndarray
@@ -96,6 +96,7 @@ class Explainer(Model):  # type: ignore[misc]
     async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
         if self.model is None:
             raise InvalidInput(f"model {self.name!r} is not loaded")
+        payload = as_json(payload)
         frame = v1_frame(payload, self.model, self.cfg.entity, MAX_ROWS)
         kinds = payload.get("explainers", ["lime", "anchor"])
         if kinds not in (["lime"], ["lime", "anchor"], ["anchor", "lime"]):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest
@@ -52,10 +53,22 @@ def encode(model: LinearModel, frame: pd.DataFrame) -> np.ndarray:
         raise InvalidInput(str(exc)) from None
 
 
+def as_json(payload: Any) -> Any:
+    """KServe hands over the raw bytes when a client omits ``content-type: application/json``
+    (plain ``curl -d``): parse them the same way."""
+    if isinstance(payload, bytes | str):
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+    return payload
+
+
 def v1_frame(
     payload: Any, model: LinearModel, entity: str, limit: int, lookup: Lookup | None = None
 ) -> pd.DataFrame:
     """Feature rows of a v1 body (raw rows, or entity ids resolved by ``lookup``)."""
+    payload = as_json(payload)
     if not isinstance(payload, dict) or "instances" not in payload:
         raise InvalidInput('expected a JSON object with an "instances" list')
     rows = payload["instances"]

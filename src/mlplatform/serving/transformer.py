@@ -18,7 +18,7 @@ from kserve.errors import InvalidInput
 
 from mlplatform.config import PlatformConfig
 from mlplatform.errors import PlatformError
-from mlplatform.serving.inputs import Lookup, check_count, entity_ids
+from mlplatform.serving.inputs import Lookup, as_json, check_count, entity_ids
 from mlplatform.serving.process import base_parser, load_platform_config, serve
 
 
@@ -38,6 +38,7 @@ class Transformer(Model):  # type: ignore[misc]
 
     async def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         """v1 bodies of entity ids become feature rows; everything else passes through."""
+        payload = as_json(payload)
         if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
             return payload
         rows = payload["instances"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from mlplatform.cli import _print_metrics, epoch_progress
+from mlplatform.cli.base import epoch_progress, print_metrics
 from mlplatform.config import PlatformConfig, load_config
 from mlplatform.core.model import LinearModel
 from mlplatform.core.training import split_frame
@@ -101,7 +101,7 @@ def run_demo(out: Path, console: Console, configs: tuple[str, ...] = DEMO_CONFIG
         console.print(f"data: {data}")
         with epoch_progress(f"train {cfg.model_name}", cfg.train.epochs) as on_epoch:
             outputs = train_job(cfg, data, on_epoch)
-        _print_metrics(f"{cfg.model_name} ({cfg.train.loss})", outputs.outcome.metrics)
+        print_metrics(f"{cfg.model_name} ({cfg.train.loss})", outputs.outcome.metrics)
         test = outputs.outcome.metrics["test"]
         lines += [
             f"## {cfg.model_name}",

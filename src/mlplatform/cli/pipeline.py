@@ -1,0 +1,84 @@
+"""Commands of the training pipeline and the registry: pipeline compile/run, lineage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlplatform.cli.base import ConfigOpt, app, console, friendly
+from mlplatform.config import load_config
+from mlplatform.errors import PlatformError
+
+pipeline_app = typer.Typer(
+    help="The KFP training pipeline: compile, run locally.", no_args_is_help=True
+)
+app.add_typer(pipeline_app, name="pipeline")
+
+
+@pipeline_app.command("compile")
+@friendly
+def pipeline_compile(
+    out: Annotated[Path, typer.Option(help="YAML to write.")] = Path(
+        "pipelines/training_pipeline.yaml"
+    ),
+) -> None:
+    """Compile the pipeline (the YAML to upload in the KFP UI) and each component's YAML."""
+    import sys
+
+    sys.path.insert(0, str(Path.cwd()))
+    from pipelines.training_pipeline import compile_components, compile_pipeline
+
+    console.print(f"compiled → {compile_pipeline(out)}")
+    for path in compile_components():
+        console.print(f"component → {path}")
+
+
+@pipeline_app.command("run")
+@friendly
+def pipeline_run(
+    config: ConfigOpt = Path("configs/house-price.yaml"),
+    pipeline: Annotated[Path, typer.Option(help="Compiled pipeline YAML.")] = Path(
+        "pipelines/training_pipeline.yaml"
+    ),
+) -> None:
+    """Run the compiled pipeline locally (kfp.local, no cluster): data → ... → register."""
+    from mlplatform.jobs import data_path, generate_data
+    from mlplatform.pipeline_runner import run_local
+
+    cfg = load_config(config)
+    if not data_path(cfg).exists():
+        generate_data(cfg)
+    run = run_local(cfg, pipeline)
+    console.print(f"gate: {'passed' if run.gate.get('passed') else 'not passed'}")
+    for c in run.gate.get("checks", []):
+        console.print(f"  {c['name']} = {c['value']:.4g} (needs {c['op']} {c['threshold']:.4g})")
+    console.print(f"registered {cfg.model_name} version {run.version} as challenger")
+    console.print(f"artifacts: {run.run_dir}")
+
+
+@app.command()
+@friendly
+def lineage(
+    model: Annotated[str, typer.Argument(help="Registered model name, e.g. house-price.")],
+    config: Annotated[
+        Path | None, typer.Option(help="Config (default configs/<model>.yaml).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What is deployed: version, data version, validation, who and when (champion/challenger)."""
+    from mlplatform.lineage import lineage_table
+    from mlplatform.registry.mlflow_registry import Registry, lineage_document
+
+    cfg = load_config(config or Path("configs") / f"{model}.yaml")
+    doc = lineage_document(Registry(cfg.registry), model)
+    if as_json:
+        print(json.dumps(doc, indent=2))
+    elif not doc["aliases"]:
+        raise PlatformError(
+            f"model {model!r} has no champion or challenger in {cfg.registry.tracking_uri}"
+        )
+    else:
+        console.print(lineage_table(doc))

@@ -1,20 +1,5 @@
-"""The payload log: every inference request and response, and the ground truth sent later.
-
-One SQLite file in WAL mode with ``synchronous=FULL``. All writes go through one writer
-thread that commits whatever is queued as one transaction (group commit); a write's
-future resolves only after its transaction is on disk, so a logged row is never lost,
-and each write sits in its own savepoint, so one bad row (a repeated request id) does not
-fail its neighbours. Reads open their own short-lived connection (WAL readers never block
-the writer). The same schema is written on the cluster by :mod:`mlplatform.serving.sink`.
-
-Example::
-
-    store = PayloadStore(Path("artifacts/payloads.db"))
-    store.log(PayloadRecord("r1", time.time(), "house-price", "stable", "3", "predict", 200,
-                            4.2, 1, '{"instances": [[1, 2]]}', '{"predictions": [3.5]}'))
-    store.add_feedback("r1", 3.7)
-    store.window(0, time.time())[["variant", "feature.0", "prediction", "label"]]
-"""
+"""The payload log's SQLite store: one writer thread with group commit, short-lived readers
+(see :mod:`mlplatform.serving.payloads`)."""
 
 from __future__ import annotations
 
@@ -25,69 +10,25 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import closing
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import orjson
 import pandas as pd
 
-from mlplatform.errors import PlatformError
+from mlplatform.serving.payloads.decode import instance_rows
+from mlplatform.serving.payloads.records import (
+    COLUMNS,
+    SCHEMA,
+    DuplicateRequestError,
+    PayloadLogError,
+    PayloadRecord,
+    UnknownRequestError,
+)
 
 T = TypeVar("T")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS payloads (
-    request_id TEXT PRIMARY KEY, ts REAL, model TEXT, variant TEXT, model_version TEXT,
-    endpoint TEXT, status INTEGER, latency_ms REAL, n_instances INTEGER,
-    request TEXT, response TEXT, error TEXT
-);
-CREATE INDEX IF NOT EXISTS payloads_ts ON payloads (ts);
-CREATE TABLE IF NOT EXISTS feedback (
-    request_id TEXT NOT NULL, ts REAL NOT NULL, label TEXT, PRIMARY KEY (request_id, ts)
-);
-"""
-
-
-class PayloadLogError(PlatformError):
-    """The payload log could not store a row (closed store, disk full, locked file)."""
-
-
-class UnknownRequestError(PayloadLogError):
-    """Feedback names request ids that are not in the payload log."""
-
-    def __init__(self, missing: Sequence[str]) -> None:
-        self.missing = list(missing)
-        super().__init__(
-            f"unknown request id(s) {self.missing}: not in the payload log "
-            "(use the x-request-id header of the prediction's response)"
-        )
-
-
-class DuplicateRequestError(PayloadLogError):
-    """A request id was logged twice; request ids must be unique."""
-
-
-@dataclass(frozen=True)
-class PayloadRecord:
-    """One row of ``payloads``: a request, its response (or error) and where it was served."""
-
-    request_id: str
-    ts: float
-    model: str
-    variant: str | None
-    model_version: str | None
-    endpoint: str
-    status: int | None
-    latency_ms: float | None
-    n_instances: int | None
-    request: str | None
-    response: str | None
-    error: str | None = None
-
-
-COLUMNS = tuple(f.name for f in fields(PayloadRecord))
 Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
 
 
@@ -291,82 +232,3 @@ def _resolve(fut: Future[Any], ok: bool, value: Any) -> None:
             fut.set_exception(value)
     except Exception:  # cancelled between the check and the set
         return
-
-
-# -- decoding bodies into feature rows and predictions (KServe v1 and Open Inference v2) ----
-def _loads(text: str | None) -> Any:
-    if not text:
-        return None
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _v2_rows(tensors: list[Any]) -> list[Any] | None:
-    """Rows of an OIP v2 ``inputs``/``outputs`` list: one tensor of shape (n, d) → n rows of d
-    values ((n,) or (n, 1) → n scalars); several tensors → one dict per row keyed by name."""
-    try:
-        arrays = {t["name"]: np.asarray(t["data"]).reshape(t["shape"]) for t in tensors}
-        cols = {k: a.reshape(a.shape[0], -1) for k, a in arrays.items()}
-    except (KeyError, TypeError, ValueError, IndexError):
-        return None
-    if len(cols) == 1:
-        (a,) = cols.values()
-        rows: list[Any] = (a[:, 0] if a.shape[1] == 1 else a).tolist()
-        return rows
-    n = min(a.shape[0] for a in cols.values())
-    return [{k: a[i, 0].item() for k, a in cols.items()} for i in range(n)]
-
-
-def decode_instances(text: str | None) -> list[Any] | None:
-    """The instances of a v1 (``instances``) or v2 (``inputs``) request body, else None."""
-    body = _loads(text)
-    if not isinstance(body, dict):
-        return None
-    if isinstance(body.get("instances"), list):
-        return list(body["instances"])
-    if isinstance(body.get("inputs"), list):
-        return _v2_rows(body["inputs"])
-    return None
-
-
-def decode_predictions(text: str | None) -> list[Any] | None:
-    """The predictions of a v1 (``predictions``) or v2 (first of ``outputs``) response."""
-    body = _loads(text)
-    if not isinstance(body, dict):
-        return None
-    if isinstance(body.get("predictions"), list):
-        return list(body["predictions"])
-    if isinstance(body.get("outputs"), list) and body["outputs"]:
-        return _v2_rows(body["outputs"][:1])
-    return None
-
-
-def _features(instance: Any, names: Sequence[str] | None) -> dict[str, Any]:
-    if isinstance(instance, dict):
-        return {f"feature.{k}": v for k, v in instance.items()}
-    values = instance if isinstance(instance, list) else [instance]
-    keys = names if names is not None and len(names) == len(values) else range(len(values))
-    return {f"feature.{k}": v for k, v in zip(keys, values, strict=True)}
-
-
-def _labels(label: Any, n: int) -> list[Any]:
-    if isinstance(label, list):
-        return label if len(label) == n else [np.nan] * n
-    return [np.nan if label is None else label] * n
-
-
-def instance_rows(rec: dict[str, Any], names: Sequence[str] | None) -> list[dict[str, Any]]:
-    """Split one ``requests()`` row into one row per instance (see :meth:`PayloadStore.window`)."""
-    meta = {k: rec[k] for k in COLUMNS if k not in ("request", "response")}
-    instances = decode_instances(rec["request"]) or [None]
-    preds = decode_predictions(rec["response"]) or []
-    labels = _labels(rec["label"], len(instances))
-    rows = []
-    for i, inst in enumerate(instances):
-        row = {**meta, "instance": i, **({} if inst is None else _features(inst, names))}
-        row["prediction"] = preds[i] if i < len(preds) else np.nan
-        row["label"] = labels[i]
-        rows.append(row)
-    return rows

@@ -1,0 +1,125 @@
+"""The router as an ASGI app: inference, metadata, feedback and admin routes."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mlplatform.serving.router.canary import CanaryRouter
+from mlplatform.serving.router.messages import RouterError, _json, json_response
+from mlplatform.serving.router.settings import RouterSettings
+from mlplatform.serving.traffic import TrafficError
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _guard(fn: Handler) -> Handler:
+    """Turn RouterError/TrafficError into their JSON error responses."""
+
+    async def handle(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except RouterError as exc:
+            return json_response(exc.status, {"error": str(exc)})
+        except TrafficError as exc:
+            return json_response(409, {"error": str(exc)})
+
+    return handle
+
+
+async def _admin_body(request: Request) -> dict[str, Any]:
+    doc = _json(await request.body() or b"{}")
+    if not isinstance(doc, dict):
+        raise RouterError(400, "expected a JSON object")
+    return doc
+
+
+def _admin_routes(router: CanaryRouter) -> list[Route]:
+    async def stats(request: Request) -> Response:
+        return json_response(200, router.stats())
+
+    async def metrics(request: Request) -> Response:
+        return Response(router.prometheus.exposition(), media_type="text/plain; version=0.0.4")
+
+    async def traffic(request: Request) -> Response:
+        percent = (await _admin_body(request)).get("canary_percent")
+        if not isinstance(percent, int) or isinstance(percent, bool) or not 0 <= percent <= 100:
+            raise RouterError(400, f"canary_percent must be an integer in 0..100, got {percent!r}")
+        router.routing = router.routing.with_percent(percent)
+        return json_response(200, {"canary_percent": percent})
+
+    async def canary(request: Request) -> Response:
+        doc = await _admin_body(request)
+        url, version, percent = doc.get("url"), doc.get("version"), doc.get("canary_percent", 0)
+        if not isinstance(url, str) or not isinstance(percent, int):
+            raise RouterError(400, 'expected {"url": "http://host:port", "version": "3"}')
+        router.attach(url, None if version is None else str(version), percent)
+        return json_response(200, {"canary": {"url": url, "version": version}})
+
+    async def promote(request: Request) -> Response:
+        return json_response(200, await router.promote())
+
+    async def rollback(request: Request) -> Response:
+        return json_response(200, await router.rollback())
+
+    async def live(request: Request) -> Response:
+        return json_response(200, {"live": True})
+
+    async def healthz(request: Request) -> Response:
+        """The router itself is up (``/v2/health/ready`` asks the stable predictor)."""
+        r = router.routing
+        canary = r.canary.url if r.canary else None
+        return json_response(200, {"ok": True, "stable": r.stable.url, "canary": canary})
+
+    return [
+        Route("/v1/feedback", _guard(router.feedback), methods=["POST"]),
+        Route("/admin/stats", stats, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/admin/traffic", _guard(traffic), methods=["PUT"]),
+        Route("/admin/canary", _guard(canary), methods=["PUT"]),
+        Route("/admin/promote", _guard(promote), methods=["POST"]),
+        Route("/admin/rollback", _guard(rollback), methods=["POST"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+
+
+def create_app(settings: RouterSettings, rng: random.Random | None = None) -> Starlette:
+    """The router as an ASGI app; the payload log and HTTP client open at startup."""
+    router = CanaryRouter(settings, rng)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        await router.start()
+        try:
+            yield
+        finally:
+            await router.stop()
+
+    def inference(endpoint: str) -> Handler:
+        async def handle(request: Request) -> Response:
+            return await router.infer(request, endpoint)
+
+        return handle
+
+    metadata = _guard(router.metadata)
+    routes = [
+        Route("/v1/models/{name}:predict", inference("predict"), methods=["POST"]),
+        Route("/v1/models/{name}:explain", inference("explain"), methods=["POST"]),
+        Route("/v2/models/{name}/infer", inference("infer"), methods=["POST"]),
+        *_admin_routes(router),
+        Route("/v1/models/{name}", metadata, methods=["GET"]),
+        Route("/v2/models/{name}", metadata, methods=["GET"]),
+        Route("/v2/models/{name}/ready", metadata, methods=["GET"]),
+        Route("/v2/health/ready", metadata, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.router = router
+    return app

@@ -1,5 +1,5 @@
 # Cluster targets: the image, a kind or minikube cluster, its dependencies, the Helm chart and
-# the KFP pipeline. Included by the Makefile (which defines BIN := .venv/bin); docs/deploy-kind.md
+# the KFP pipeline. Included by the Makefile (which defines BIN := .venv/bin); the README's "Deploy on kind" section
 # walks through them. Every upstream version is pinned here and nowhere else.
 
 # ---- pinned upstream versions -------------------------------------------------------------

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from mlplatform.core.explain.lime import lime_explain_batch
 from mlplatform.core.model import LinearModel
 from mlplatform.explain_job import background
 from mlplatform.jobs import generate_data, train_job
+from mlplatform.loop import free_port
 
 Row = dict[str, Any]
 ROW = [[40, 2e7, 0.2, 0, 5]]
@@ -49,12 +49,6 @@ if __name__ == "__main__":
     import uvicorn
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
 """
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -125,7 +119,7 @@ def run() -> list[Row]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         cfg_path, model_path = _setup(tmp)
-        p_pred, p_plain, p_expl = _port(), _port(), _port()
+        p_pred, p_plain, p_expl = free_port(), free_port(), free_port()
         (tmp / "plain.py").write_text(PLAIN_APP)
         common = [
             "--platform_config",

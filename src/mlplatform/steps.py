@@ -135,12 +135,12 @@ def gate_step(
     reg = Registry(cfg.registry)
     champ = reg.by_alias(cfg.model_name, CHAMPION)
     champ_metrics = None
-    if champ is not None:
+    if champ is not None and test is not None:
+        part = read_data(test)
+        champion = reg.load(cfg.model_name, CHAMPION)
+        champ_metrics = evaluate(champion, part, target_vector(cfg, part))
+    elif champ is not None:
         champ_metrics = reg.run_metrics(champ.run_id)
-        if test is not None:
-            part = read_data(test)
-            champion = reg.load(cfg.model_name, CHAMPION)
-            champ_metrics = evaluate(champion, part, target_vector(cfg, part))
     metrics = {**flat_metrics(metrics_doc), **quality}
     report = evaluate_gate(
         cfg.task, metrics, cfg.validate_, champ_metrics, champ.version if champ else None

@@ -4,7 +4,6 @@ with tritonclient), Feast transformer, HTTP-backed explainer, and the `mlplatfor
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from mlplatform.core.model import LinearModel
 from mlplatform.explain_job import explain_row_job
 from mlplatform.features import apply, feature_store, materialize
 from mlplatform.jobs import generate_data, train_job
+from mlplatform.loop import free_port
 from mlplatform.registry.mlflow_registry import CHAMPION, Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,12 +31,6 @@ pytestmark = pytest.mark.slow
 
 def post(url: str, **kw: object) -> httpx.Response:
     return httpx.post(url, timeout=kw.pop("timeout", 60), **kw)  # type: ignore[arg-type]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_config(cfg: PlatformConfig, path: Path) -> Path:

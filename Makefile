@@ -34,14 +34,15 @@ test: setup ## Run every test (unit, integration, deploy)
 test-fast: setup ## Run the unit tests only
 	$(BIN)/python -m pytest -q tests/unit
 
-lint: setup ## ruff (everything) + mypy --strict (core, config, errors)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+LINTED := src tests bench components pipelines scripts
+lint: setup ## ruff (all Python) + mypy --strict (the whole package, components, pipelines, scripts)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 format: setup ## Apply ruff's formatter and import sorting
-	$(BIN)/ruff check --fix --select I src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix --select I $(LINTED)
+	$(BIN)/ruff format $(LINTED)
 
 data: setup ## Generate and version the datasets with DVC (dvc repro data stages, dvc push)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro data@house-price data@credit-risk data@diabetes

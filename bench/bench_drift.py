@@ -26,13 +26,12 @@ import orjson
 import pandas as pd
 from scipy import stats
 
-from mlplatform.config import load_config
+from mlplatform.config import MonitorConfig, load_config
 from mlplatform.core.datasets import house_price_truth
-from mlplatform.core.drift import TAIL_P, DriftSpec, detect_drift, ks_pvalues, ks_statistics
+from mlplatform.core.drift import TAIL_P, detect_drift, ks_pvalues, ks_statistics
 from mlplatform.core.training import generate, split_frame
 from mlplatform.monitoring.evidently_report import column_scores, run_preset
 from mlplatform.monitoring.monitor import run_monitor
-from mlplatform.monitoring.settings import MonitorConfig
 from mlplatform.serving.payloads import PayloadRecord, PayloadStore
 
 Row = dict[str, Any]
@@ -64,18 +63,18 @@ def _frames(
 def drift_vs_evidently(n: int, repeat_evidently: int, shifted: bool = True) -> Row:
     ref, cur = _frames(n, shift=0.05 if shifted else 0.0)
     cols = tuple(ref.columns)
-    spec = DriftSpec(numeric=cols, fast_tail=True)  # what the monitor runs
+    monitor = MonitorConfig(ks_fast_tail=True)  # what the monitor runs
     t_ev, cpu_ev = best_time(lambda: run_preset(ref, cur, cols, ()), repeat_evidently)
-    t_ours, _ = best_time(lambda: detect_drift(ref, cur, spec), 5)
+    t_ours, _ = best_time(lambda: detect_drift(ref, cur, monitor, numeric=cols), 5)
     R, C = ref.to_numpy(), cur.to_numpy()
     t_stat, _ = best_time(lambda: ks_statistics(R, C), 5)
     d = ks_statistics(R, C)
     t_p, _ = best_time(lambda: ks_pvalues(d, n, n), 3)
     scores = column_scores(run_preset(ref, cur, cols, ()))
-    report = detect_drift(ref, cur, spec)
+    report = detect_drift(ref, cur, monitor, numeric=cols)
     exact = [f for f in report.features if (f.p_value or 0.0) >= TAIL_P]
     p_err = max((_rel(f.p_value, scores[f.name]) for f in exact), default=0.0)
-    same_verdicts = all(f.drifted == (scores[f.name] <= spec.threshold) for f in report.features)
+    same_verdicts = all(f.drifted == (scores[f.name] <= monitor.threshold) for f in report.features)
     d_same = all(
         f.statistic == stats.ks_2samp(ref[f.name], cur[f.name]).statistic for f in report.features
     )

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from mlplatform.config import ExplainConfig
-from mlplatform.core.explain import LimeExplanation, lime_explain_batch
+from mlplatform.core.explain import ExplainTarget, LimeExplanation, lime_explain_batch
 from mlplatform.core.explain.anchor import anchor_context, anchor_explain_with
 from mlplatform.core.explain.quality import rule_precision
 from mlplatform.core.space import FeatureSpace
-from mlplatform.explainers.lime_reference import LimeReference
+from mlplatform.reference.lime_library import LimeReference
 
 Row = dict[str, Any]
 D, N_SAMPLES, LIME_ROWS, BATCH_ROWS = 10, 5000, 20, 50
@@ -69,25 +69,21 @@ def lime_rows() -> list[Row]:
     space = FeatureSpace(names=tuple(f"x{j}" for j in range(D)))
     cfg = ExplainConfig(num_samples=N_SAMPLES, feature_selection="none", num_features=D)
     rows = background[:BATCH_ROWS]
+    target = ExplainTarget(lime_model, background, space, "classification")
 
     def ours(X: np.ndarray, shared: bool = True) -> tuple[LimeExplanation, ...]:
-        return lime_explain_batch(
-            lime_model, X, background, space, "classification", cfg, rng, shared_noise=shared
-        )
+        return lime_explain_batch(target, X, cfg, rng, shared_noise=shared)
 
     batch = per_call(lambda: ours(rows), 1, repeat=5)
     t_ours = (batch[0] / BATCH_ROWS, batch[1] / BATCH_ROWS)
     t_indep = per_call(lambda: ours(rows, shared=False), 1, repeat=3)[0] / BATCH_ROWS
     t_single = per_call(lambda: ours(rows[:1]), LIME_ROWS)
-    fair = LimeReference(background, space, "classification", cfg, seed=0)
-    default = LimeReference(background, space, "classification", cfg, discretize=True, seed=0)
-    t_fair = per_call(lambda: fair.explain(lime_model, rows[0]), LIME_ROWS)
-    t_default = per_call(lambda: default.explain(lime_model, rows[0]), LIME_ROWS)
+    fair = LimeReference(target, cfg, seed=0)
+    default = LimeReference(target, cfg, discretize=True, seed=0)
+    t_fair = per_call(lambda: fair.explain(rows[0]), LIME_ROWS)
+    t_default = per_call(lambda: default.explain(rows[0]), LIME_ROWS)
     pairs = zip(ours(rows[:LIME_ROWS]), rows[:LIME_ROWS], strict=True)
-    r = [
-        float(np.corrcoef(o.coefficients, fair.explain(lime_model, x).coefficients)[0, 1])
-        for o, x in pairs
-    ]
+    r = [float(np.corrcoef(o.coefficients, fair.explain(x).coefficients)[0, 1]) for o, x in pairs]
     return [
         _lime_row(
             f"batched LIME ({BATCH_ROWS} rows, one model call)",
@@ -174,7 +170,7 @@ def p_approve(X: np.ndarray) -> np.ndarray:
 def ours_anchor(X: np.ndarray, space: FeatureSpace, cfg: ExplainConfig) -> dict[str, float]:
     rng = np.random.default_rng(2)
     t = time.perf_counter()
-    ctx = anchor_context(p_approve, X, space, "classification", cfg, rng)
+    ctx = anchor_context(ExplainTarget(p_approve, X, space, "classification"), cfg, rng)
     anchors = [anchor_explain_with(ctx, x, rng) for x in X[:ANCHOR_ROWS]]
     seconds = (time.perf_counter() - t) / ANCHOR_ROWS
     fresh = rule_precision(p_approve, anchors, ctx.sampler, 2000, rng)

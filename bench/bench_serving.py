@@ -23,9 +23,9 @@ import yaml
 from mlplatform.config import load_config
 from mlplatform.core.explain.lime import lime_explain_batch
 from mlplatform.core.model import LinearModel
-from mlplatform.explain_job import background
-from mlplatform.jobs import generate_data, train_job
-from mlplatform.loop import free_port
+from mlplatform.core.training import explain_target
+from mlplatform.serving.stack import free_port
+from mlplatform.stages import generate_data, train_job
 
 Row = dict[str, Any]
 ROW = [[40, 2e7, 0.2, 0, 5]]
@@ -122,7 +122,7 @@ def run() -> list[Row]:
         p_pred, p_plain, p_expl = free_port(), free_port(), free_port()
         (tmp / "plain.py").write_text(PLAIN_APP)
         common = [
-            "--platform_config",
+            "--config",
             str(cfg_path),
             "--model_name",
             "credit-risk",
@@ -131,7 +131,7 @@ def run() -> list[Row]:
         ]
         procs = [
             _start(
-                ["-m", "mlplatform.serving.predictor", *common, "--http_port", str(p_pred)],
+                ["-m", "mlplatform.serving", "predictor", *common, "--http_port", str(p_pred)],
                 f"http://127.0.0.1:{p_pred}/v2/health/ready",
                 tmp / "pred.log",
             ),
@@ -143,7 +143,8 @@ def run() -> list[Row]:
             _start(
                 [
                     "-m",
-                    "mlplatform.serving.explainer",
+                    "mlplatform.serving",
+                    "explainer",
                     *common,
                     "--http_port",
                     str(p_expl),
@@ -200,18 +201,10 @@ def _lime_row(cfg_path: Path, model_path: Path, p_expl: int) -> Row:
     cfg = load_config(cfg_path, env={})
     model = LinearModel.load(model_path)
     x = model.encode(model.frame(ROW))
-    bg = background(cfg, model)
+    target = explain_target(cfg, model)  # as the explainer: built once per loaded model
 
     def local() -> None:
-        lime_explain_batch(
-            model.predict_encoded,
-            x,
-            bg,
-            model.space,
-            cfg.task,
-            cfg.explain,
-            np.random.default_rng(0),
-        )
+        lime_explain_batch(target, x, cfg.explain, np.random.default_rng(0))
 
     url = f"http://127.0.0.1:{p_expl}/v1/models/credit-risk:explain"
     body = {"instances": ROW, "explainers": ["lime"]}

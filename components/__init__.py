@@ -1,2 +1,3 @@
-"""KFP components, one per file. Each body parses its inputs, calls one function of
-``mlplatform.steps`` and writes its outputs; the logic lives in the package."""
+"""KFP components, one per file. The platform's six are defined in
+``mlplatform.orchestration.components`` (installed with the package) and re-exported here
+beside their compiled YAML; ``data_quality.py`` is the "Extend the platform" example."""

@@ -1,30 +1,8 @@
-from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
+"""The platform's ``explain`` component (``make compile`` writes ``components/explain.yaml``).
 
-from mlplatform.image import IMAGE
+Defined in ``mlplatform.orchestration.components.explain`` (installed with the package).
+"""
 
+from mlplatform.orchestration.components.explain import explain
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
-def explain(
-    config_json: str,
-    model: Input[Model],
-    train: Input[Dataset],
-    val: Input[Dataset],
-    test: Input[Dataset],
-    metrics: Output[Metrics],
-    report: Output[HTML],
-    quality: Output[Artifact],
-) -> None:
-    """LIME + Anchor on a sample of test rows; explanation-quality metrics and the HTML report."""
-    import json
-    from pathlib import Path
-
-    from mlplatform.config import PlatformConfig
-    from mlplatform.steps import explain_step
-
-    cfg = PlatformConfig.from_json(config_json)
-    splits = {"train": Path(train.path), "val": Path(val.path), "test": Path(test.path)}
-    values = explain_step(cfg, Path(model.path), splits, Path(report.path))
-    for name, value in values.items():
-        metrics.log_metric(name, value)
-    Path(quality.path).write_text(json.dumps(values))
+__all__ = ["explain"]

@@ -1,27 +1,8 @@
-from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Output
+"""The platform's ``normalize`` component (``make compile`` writes ``components/normalize.yaml``).
 
-from mlplatform.image import IMAGE
+Defined in ``mlplatform.orchestration.components.normalize`` (installed with the package).
+"""
 
+from mlplatform.orchestration.components.normalize import normalize
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
-def normalize(
-    config_json: str,
-    dataset: Input[Dataset],
-    scaler: Output[Artifact],
-    train: Output[Dataset],
-    val: Output[Dataset],
-    test: Output[Dataset],
-    rows: Output[Metrics],
-) -> None:
-    """Split, fit min-max (or z-score) on the training split only; write scaler + splits."""
-    from pathlib import Path
-
-    from mlplatform.config import PlatformConfig
-    from mlplatform.steps import normalize_step
-
-    cfg = PlatformConfig.from_json(config_json)
-    outs = {"train": Path(train.path), "val": Path(val.path), "test": Path(test.path)}
-    counts = normalize_step(cfg, Path(dataset.path), Path(scaler.path), outs)
-    for name, n in counts.items():
-        rows.log_metric(f"{name}_rows", n)
+__all__ = ["normalize"]

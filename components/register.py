@@ -1,41 +1,8 @@
-from kfp import dsl
-from kfp.dsl import HTML, Artifact, Input, Model
+"""The platform's ``register`` component (``make compile`` writes ``components/register.yaml``).
 
-from mlplatform.image import IMAGE
+Defined in ``mlplatform.orchestration.components.register`` (installed with the package).
+"""
 
+from mlplatform.orchestration.components.register import register
 
-@dsl.component(base_image=IMAGE, install_kfp_package=False)
-def register(
-    config_json: str,
-    model: Input[Model],
-    metrics_doc: Input[Artifact],
-    quality: Input[Artifact],
-    gate: Input[Artifact],
-    loss_curve: Input[HTML],
-    explain_report: Input[HTML],
-    data_md5: str,
-    git_commit: str,
-    pipeline_run_id: str,
-    trigger: str,
-) -> str:
-    """Log the run to MLflow, register a model version with lineage, alias it ``challenger``."""
-    from pathlib import Path
-
-    from mlplatform.config import PlatformConfig
-    from mlplatform.steps import register_step
-
-    cfg = PlatformConfig.from_json(config_json)
-    lineage = {
-        "data_md5": data_md5,
-        "git_commit": git_commit,
-        "pipeline_run_id": pipeline_run_id,
-        "trigger": trigger,
-    }
-    paths = {
-        "model": Path(model.path),
-        "metrics": Path(metrics_doc.path),
-        "quality": Path(quality.path),
-        "gate": Path(gate.path),
-        "reports": [Path(loss_curve.path), Path(explain_report.path)],
-    }
-    return register_step(cfg, paths, lineage)
+__all__ = ["register"]

@@ -23,9 +23,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from mlplatform.orchestration.training_pipeline import PIPELINE_NAME
+
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines" / "training_pipeline.yaml"
-PIPELINE_NAME = "mlplatform-training"
 EXPERIMENT = "mlplatform"
 LOCAL_PORT = 8888
 
@@ -105,7 +106,7 @@ def upload(c: Any, pipeline: Path) -> None:
 
 
 def run(c: Any, args: argparse.Namespace) -> None:
-    from mlplatform.pipeline_runner import git_commit
+    from mlplatform.orchestration.runner import git_commit
 
     overrides = cluster_overrides(args.release, args.namespace)
     arguments = run_arguments(args.config, overrides, git_commit(ROOT))

@@ -339,9 +339,9 @@ def test_inference_services_run_the_contracted_commands(values_file: str) -> Non
             spec = obj["spec"][component]
             (c,) = spec["containers"]
             assert c["name"] == "kserve-container"
-            assert c["command"] == ["python", "-m", f"mlplatform.serving.{component}"]
+            assert c["command"] == ["python", "-m", "mlplatform.serving", component]
             assert c["args"] == [
-                "--platform_config",
+                "--config",
                 config,
                 "--model_name",
                 model,
@@ -368,7 +368,7 @@ def test_model_server_args_parse_with_the_servers_own_parser() -> None:
             args = obj["spec"][component]["containers"][0]["args"]
             parsed, unknown = parser.parse_known_args(args)
             assert unknown == [], (component, unknown)
-            assert str(parsed.platform_config).endswith(f"{obj['metadata']['name']}.yaml")
+            assert str(parsed.config).endswith(f"{obj['metadata']['name']}.yaml")
 
 
 def test_canary_revision_serves_the_challenger() -> None:
@@ -416,8 +416,14 @@ def test_jobs_and_controllers_run_the_contracted_commands(values_file: str) -> N
         ]
         assert rollout["spec"]["strategy"]["type"] == "Recreate"
     sink = by_name[f"Deployment/{RELEASE}-payload-sink"]["spec"]["template"]["spec"]
-    assert sink["containers"][0]["command"] == ["python", "-m", "mlplatform.serving.sink"]
-    assert sink["containers"][0]["args"] == ["--port", "8080", "--db", "/data/payloads.db"]
+    (c,) = sink["containers"]
+    assert c["command"] == ["python", "-m", "mlplatform.serving", "sink"]
+    assert c["args"] == ["--config", f"/etc/mlplatform/{sorted(MODELS)[0]}.yaml", "--port", "8080"]
+    # the sink writes and the monitor reads the same file: serve.payload_db, set once
+    payload_db = {"name": "MLPLATFORM__SERVE__PAYLOAD_DB", "value": "/data/payloads.db"}
+    monitor_job = monitor["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert payload_db in c["env"] and payload_db in monitor_job["containers"][0]["env"]
+    assert "/etc/mlplatform" in {m["mountPath"] for m in c["volumeMounts"]}
 
 
 @every_values_file

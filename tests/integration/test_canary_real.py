@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import numpy as np
 import pytest
-from test_serving import free_port, setup_model, start, write_config
+from tests.support.servers import free_port, setup_model, start, write_config
 
 from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry
 from mlplatform.serving.payloads import PayloadStore
@@ -124,15 +124,8 @@ def test_broken_challenger_is_rolled_back_with_zero_failed_requests(world: dict)
     reg.set_alias("credit-risk", CHALLENGER, version.version, "deliberately broken")
     port = free_port()
     proc = start(
-        "mlplatform.serving.predictor",
-        [
-            "--platform_config",
-            str(world["path"]),
-            "--model_name",
-            "credit-risk",
-            "--alias",
-            "challenger",
-        ],
+        "predictor",
+        ["--config", str(world["path"]), "--model_name", "credit-risk", "--alias", "challenger"],
         port,
         tmp / "broken.log",
     )

@@ -10,11 +10,9 @@ import pytest
 import yaml
 
 from mlplatform.config import load_config
-from mlplatform.errors import DataError
-from mlplatform.jobs import data_path, generate_data
+from mlplatform.errors import DataError, DvcCommandError, NotTrackedError
+from mlplatform.stages import generate_data
 from mlplatform.versioning import (
-    DvcCommandError,
-    NotTrackedError,
     checkout,
     committed_configs,
     data_version,
@@ -116,5 +114,5 @@ def test_dvc_yaml_has_a_data_and_train_stage_per_config(tmp_path: Path) -> None:
     stages = {line.split()[0]: line for line in listed}
     for cfg in committed_configs(ROOT):
         assert f"data@{cfg.model_name}" in stages
-        assert str(data_path(cfg)) in stages[f"data@{cfg.model_name}"]
+        assert str(cfg.data_path) in stages[f"data@{cfg.model_name}"]
         assert f"train@{cfg.model_name}" in stages

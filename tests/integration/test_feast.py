@@ -15,9 +15,8 @@ from feast import FeatureStore
 from feast.types import Float64, Int64, String
 
 from mlplatform.config import PlatformConfig, load_config
+from mlplatform.errors import FeatureRepoError, UnknownEntityError
 from mlplatform.features import (
-    FeatureRepoError,
-    UnknownEntityError,
     apply,
     feature_store,
     materialize,
@@ -30,7 +29,7 @@ from mlplatform.features.definitions import (
     label_view_name,
     project_configs,
 )
-from mlplatform.jobs import generate_data
+from mlplatform.stages import generate_data
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = ROOT / "feature_repo"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mlplatform.config import ExplainConfig
-from mlplatform.core.explain import lime_explain_batch
+from mlplatform.core.explain import ExplainTarget, lime_explain_batch
 from mlplatform.core.space import FeatureSpace
-from mlplatform.explainers.lime_reference import LimeReference
+from mlplatform.reference.lime_library import LimeReference
 
 D = 8
 ROWS = 12
@@ -49,9 +49,10 @@ def regressor(X: np.ndarray) -> np.ndarray:
 def test_coefficients_agree_with_lime(space, background, task, model):
     cfg = ExplainConfig(num_samples=5000, feature_selection="none", num_features=D)
     rows = background[:ROWS]
-    ours = lime_explain_batch(model, rows, background, space, task, cfg, np.random.default_rng(0))
-    ref = LimeReference(background, space, task, cfg, seed=0)
-    theirs = [ref.explain(model, x) for x in rows]
+    target = ExplainTarget(model, background, space, task)
+    ours = lime_explain_batch(target, rows, cfg, np.random.default_rng(0))
+    ref = LimeReference(target, cfg, seed=0)
+    theirs = [ref.explain(x) for x in rows]
     a = np.stack([e.coefficients for e in ours])
     b = np.stack([e.coefficients for e in theirs])
     per_row = [np.corrcoef(a[i], b[i])[0, 1] for i in range(ROWS)]
@@ -66,19 +67,18 @@ def test_coefficients_agree_with_lime(space, background, task, model):
 def test_forward_selection_picks_the_same_features(space, background):
     cfg = ExplainConfig(num_samples=5000, feature_selection="forward", num_features=3)
     rows = background[:8]
-    ours = lime_explain_batch(
-        classifier, rows, background, space, "classification", cfg, np.random.default_rng(1)
-    )
-    ref = LimeReference(background, space, "classification", cfg, seed=1)
+    target = ExplainTarget(classifier, background, space, "classification")
+    ours = lime_explain_batch(target, rows, cfg, np.random.default_rng(1))
+    ref = LimeReference(target, cfg, seed=1)
     same = [
-        set(o.selected) == set(ref.explain(classifier, x).selected)
-        for o, x in zip(ours, rows, strict=True)
+        set(o.selected) == set(ref.explain(x).selected) for o, x in zip(ours, rows, strict=True)
     ]
     assert np.mean(same) >= 0.75
 
 
 def test_discretized_reference_runs(space, background):
     cfg = ExplainConfig(num_samples=500, feature_selection="none", num_features=D)
-    ref = LimeReference(background, space, "classification", cfg, discretize=True)
-    e = ref.explain(classifier, background[0])
+    target = ExplainTarget(classifier, background, space, "classification")
+    ref = LimeReference(target, cfg, discretize=True)
+    e = ref.explain(background[0])
     assert e.coefficients.shape == (D,) and np.isfinite(e.coefficients).all()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlplatform.loop import run_loop
+from mlplatform.demo.loop import run_loop
 from mlplatform.monitoring.alert_store import AlertStore
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,17 +12,16 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mlplatform.config import load_config
+from mlplatform.config import MonitorConfig, load_config
 from mlplatform.core.alerts import Window
 from mlplatform.core.datasets import house_price_truth
-from mlplatform.core.drift import DriftSpec, detect_drift
+from mlplatform.core.drift import detect_drift
 from mlplatform.core.training import generate, split_frame
-from mlplatform.errors import DataError
+from mlplatform.errors import DataError, PayloadWindowError
 from mlplatform.monitoring.alert_store import AlertStore
 from mlplatform.monitoring.evidently_report import column_scores, run_preset
 from mlplatform.monitoring.monitor import MonitorResult, reference_frame, run_monitor
-from mlplatform.monitoring.payload_window import PayloadWindowError, frame_window
-from mlplatform.monitoring.settings import MonitorConfig
+from mlplatform.monitoring.payload_window import frame_window
 from mlplatform.serving.payloads import PayloadRecord, PayloadStore
 
 CFG = load_config("configs/house-price.yaml")
@@ -219,8 +218,15 @@ def test_ks_and_chisquare_equal_evidentlys(
     scores = column_scores(
         run_preset(reference, current, CFG.numeric_features, CFG.categorical_features)
     )
-    spec = DriftSpec(CFG.numeric_features, CFG.categorical_features, cat_method="chisquare")
-    ours = {f.name: f for f in detect_drift(reference, current, spec).features}
+    settings = MonitorConfig(ks_fast_tail=False, cat_method="chisquare")  # scipy's p everywhere
+    report = detect_drift(
+        reference,
+        current,
+        settings,
+        numeric=CFG.numeric_features,
+        categorical=CFG.categorical_features,
+    )
+    ours = {f.name: f for f in report.features}
     for name in CFG.feature_names:
         assert ours[name].p_value == pytest.approx(scores[name], rel=1e-12, abs=1e-300), name
     for name in CFG.numeric_features:  # and the statistic behind each p-value is scipy's
@@ -232,8 +238,11 @@ def test_category_new_to_the_reference(world: dict[str, object]) -> None:
     current = generate(CFG.data.model_copy(update={"seed": 4, "rows": 300}))
     current.loc[:20, "district"] = "nha_be"
     scores = column_scores(run_preset(reference, current, CFG.numeric_features, ("district",)))
-    spec = DriftSpec(CFG.numeric_features, ("district",), cat_method="chisquare")
-    ours = detect_drift(reference, current, spec).features[-1]
+    settings = MonitorConfig(ks_fast_tail=False, cat_method="chisquare")
+    numeric = CFG.numeric_features
+    ours = detect_drift(
+        reference, current, settings, numeric=numeric, categorical=("district",)
+    ).features[-1]
     assert ours.p_value == scores["district"] == 0.0 and ours.drifted
-    chi2 = detect_drift(reference, current, DriftSpec((), ("district",))).features[0]
+    chi2 = detect_drift(reference, current, MonitorConfig(), categorical=("district",)).features[0]
     assert chi2.drifted and chi2.p_value is not None and chi2.p_value < 1e-6

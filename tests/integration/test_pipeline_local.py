@@ -9,16 +9,17 @@ import pytest
 from kfp import compiler, local
 
 from mlplatform.config import PlatformConfig, load_config
-from mlplatform.jobs import generate_data
-from mlplatform.pipeline_runner import PipelineRunError, quiet_local_runner, run_local
+from mlplatform.errors import PipelineRunError
+from mlplatform.orchestration.runner import quiet_local_runner, run_local
 from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry, lineage_document
+from mlplatform.stages import generate_data
 from mlplatform.versioning import data_version
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _config(tmp: Path, **validate: object) -> PlatformConfig:
+def _config(tmp: Path, **gate: object) -> PlatformConfig:
     (tmp / "feature_repo").mkdir(exist_ok=True)
     shutil.copy(ROOT / "feature_repo/feature_store.yaml", tmp / "feature_repo")
     return load_config(ROOT / "configs/credit-risk.yaml", env={}).with_overrides(
@@ -28,7 +29,7 @@ def _config(tmp: Path, **validate: object) -> PlatformConfig:
         explain={"sample_rows": 8, "num_samples": 1000, "coverage_samples": 2000},
         registry={"tracking_uri": f"sqlite:///{tmp}/mlflow.db", "artifact_root": str(tmp / "ml")},
         feature_store={"repo_dir": str(tmp / "feature_repo")},
-        validate=validate,
+        gate=gate,
     )
 
 
@@ -81,7 +82,7 @@ def test_extend_example_reuses_components_and_adds_a_check(workspace: Path) -> N
     from pipelines.extended_pipeline import extended_pipeline
 
     compiler.Compiler().compile(extended_pipeline, str(workspace / "extended.yaml"))
-    from mlplatform.pipeline_runner import absolute
+    from mlplatform.orchestration.runner import absolute
 
     cfg = absolute(_config(workspace), ROOT)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workspace / "ext"))

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 
 from mlplatform.config import RegistryConfig, load_config
-from mlplatform.jobs import generate_data, train_job
+from mlplatform.errors import ModelVersionNotFoundError
 from mlplatform.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
     Registry,
-    RegistryError,
     lineage_document,
 )
+from mlplatform.stages import generate_data, train_job
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +75,9 @@ def test_unknown_alias_and_version_are_clear_errors(tmp_path: Path) -> None:
         )
     )
     assert reg.by_alias("nope", CHAMPION) is None
-    with pytest.raises(RegistryError, match="no version with alias 'champion'"):
+    with pytest.raises(ModelVersionNotFoundError, match="no version with alias 'champion'"):
         reg.load("nope", CHAMPION)
-    with pytest.raises(RegistryError, match="has no version 9"):
+    with pytest.raises(ModelVersionNotFoundError, match="has no version 9"):
         reg.version("nope", "9")
 
 

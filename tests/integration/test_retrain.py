@@ -10,10 +10,10 @@ import pytest
 
 from mlplatform.config import PlatformConfig, load_config
 from mlplatform.core.alerts import Window
-from mlplatform.jobs import generate_data, train_job
 from mlplatform.monitoring.alert_store import AlertStore
+from mlplatform.orchestration.retrain import retrain_pending, trigger_name, version_for_trigger
 from mlplatform.registry.mlflow_registry import Registry
-from mlplatform.retrain import retrain_pending, trigger_name, version_for_trigger
+from mlplatform.stages import generate_data, train_job
 
 T0 = 1_800_000_000.0
 LEASE = 600.0

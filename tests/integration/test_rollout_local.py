@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from test_router import MODEL, body, running, stand_in  # same folder (pytest rootdir imports)
+from tests.support.router import MODEL, body, router_config, running, stand_in
 
-from mlplatform.config import RegistryConfig, RolloutConfig
+from mlplatform.config import RegistryConfig, RolloutConfig, ServeConfig
 from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry
 from mlplatform.serving import sink
 from mlplatform.serving.payloads import PayloadStore
@@ -96,10 +96,8 @@ def stack(tmp_path: Path, canary_fails: bool, version: str) -> Iterator[tuple[st
         running(stand_in(0.0, version="1")) as stable,
         running(stand_in(0.0, fail=canary_fails, version=version)) as canary,
     ):
-        settings = RouterSettings(
-            MODEL, stable, tmp_path / "payloads.db", canary_url=canary, canary_version=version
-        )
-        app = create_app(settings)
+        cfg = router_config(tmp_path, canary_percent=0)
+        app = create_app(cfg, RouterSettings(stable, canary, canary_version=version))
         with running(app) as url:
             yield url, app.state.router
 
@@ -184,7 +182,7 @@ class FakeCustomObjectsApi:
 def test_sink_merges_kserve_events_and_feeds_the_kserve_backend(tmp_path: Path) -> None:
     request = {"instances": [[1.0, 2.0]]}
     response = {"predictions": [3.0], "model_version": "4"}
-    app = sink.create_app(tmp_path / "sink.db", grace_seconds=0.3)
+    app = sink.create_app(ServeConfig(payload_db=tmp_path / "sink.db", response_grace_seconds=0.3))
     with running(app) as url, httpx.Client(base_url=url) as c:
         posts = [
             event("request", "a", request),

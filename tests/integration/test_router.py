@@ -5,91 +5,20 @@ from __future__ import annotations
 
 import random
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from tests.support.router import MODEL, body, router_config, running, stand_in
 
 from mlplatform.serving.router import RouterSettings, create_app
 
 pytestmark = pytest.mark.slow
-MODEL = "house-price"
-
-
-def stand_in(offset: float, fail: bool = False, version: str = "1") -> Starlette:
-    """A predictor answering ``offset + sum(row)`` per row (HTTP 500 for all when ``fail``;
-    400 for a row ``"bad"``), with KServe's v1 and v2 request/response shapes."""
-
-    def rows_or_error(rows: list[Any]) -> JSONResponse | list[float]:
-        if fail:
-            return JSONResponse({"error": "stand-in canary is broken"}, 500)
-        if "bad" in rows:
-            return JSONResponse({"error": "row 'bad' is not a list of numbers"}, 400)
-        return [offset + sum(r) if isinstance(r, list) else offset for r in rows]
-
-    async def predict(request: Request) -> JSONResponse:
-        preds = rows_or_error((await request.json())["instances"])
-        if isinstance(preds, JSONResponse):
-            return preds
-        return JSONResponse({"predictions": preds, "model_name": MODEL, "model_version": version})
-
-    async def infer(request: Request) -> JSONResponse:
-        first = (await request.json())["inputs"][0]
-        n = first["shape"][0]
-        preds = rows_or_error([[0.0]] * n)
-        if isinstance(preds, JSONResponse):
-            return preds
-        out = {"name": "predictions", "shape": [n], "datatype": "FP64", "data": preds}
-        return JSONResponse({"model_name": MODEL, "model_version": version, "outputs": [out]})
-
-    async def meta(request: Request) -> JSONResponse:
-        return JSONResponse({"name": MODEL, "versions": [version], "ready": True})
-
-    return Starlette(
-        routes=[
-            Route("/v1/models/{name}:predict", predict, methods=["POST"]),
-            Route("/v2/models/{name}/infer", infer, methods=["POST"]),
-            Route("/v2/models/{name}", meta),
-            Route("/v2/models/{name}/ready", meta),
-            Route("/v2/health/ready", meta),
-        ]
-    )
-
-
-@contextmanager
-def running(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on an ephemeral loopback port in a background thread."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
-
-
-def body(n: int = 1) -> dict[str, Any]:
-    return {"instances": [[random.random(), random.random()] for _ in range(n)]}
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +29,9 @@ def upstreams() -> Iterator[tuple[str, str]]:
 
 @pytest.fixture()
 def router(tmp_path: Path, upstreams: tuple[str, str]) -> Iterator[tuple[str, Any]]:
-    settings = RouterSettings(
-        MODEL, upstreams[0], tmp_path / "payloads.db", canary_url=upstreams[1],
-        stable_version="1", canary_version="2", canary_percent=30,
-        max_body_bytes=4096, max_instances=20,
-    )  # fmt: skip
-    app = create_app(settings, rng=random.Random(7))
+    cfg = router_config(tmp_path, canary_percent=30, max_body_bytes=4096, max_instances=20)
+    settings = RouterSettings(upstreams[0], upstreams[1], stable_version="1", canary_version="2")
+    app = create_app(cfg, settings, rng=random.Random(7))
     with running(app) as url:
         yield url, app.state.router
 
@@ -219,8 +145,7 @@ def test_unreachable_upstream_is_a_503_counted_against_its_variant(tmp_path: Pat
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # bound, never listening
-        settings = RouterSettings(MODEL, dead, tmp_path / "p.db")
-        with running(create_app(settings)) as url:
+        with running(create_app(router_config(tmp_path), RouterSettings(dead))) as url:
             r = httpx.post(f"{url}/v1/models/{MODEL}:predict", json=body())
             assert r.status_code == 503 and "unavailable" in r.json()["error"]
             stats = httpx.get(f"{url}/admin/stats").json()["stable"]
@@ -234,7 +159,9 @@ def test_unreachable_upstream_is_a_503_counted_against_its_variant(tmp_path: Pat
 def test_admin_endpoints(router: tuple[str, Any], upstreams: tuple[str, str]) -> None:
     url, _ = router
     with httpx.Client(base_url=url) as c:
-        assert c.put("/admin/traffic", json={"canary_percent": 101}).status_code == 400
+        bad = c.put("/admin/traffic", json={"canary_percent": 101})
+        assert bad.status_code == 400
+        assert bad.json()["error"] == "canary_percent must be an integer in 0..100, got 101"
         assert c.put("/admin/traffic", json={"canary_percent": "x"}).status_code == 400
         assert c.put("/admin/traffic", json={"canary_percent": 0}).status_code == 200
         assert all(

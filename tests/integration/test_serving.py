@@ -8,77 +8,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from tests.support.servers import free_port, post, setup_model, start, write_config
 
-from mlplatform.config import PlatformConfig, load_config
-from mlplatform.core.model import LinearModel
-from mlplatform.explain_job import explain_row_job
-from mlplatform.features import apply, feature_store, materialize
-from mlplatform.jobs import generate_data, train_job
-from mlplatform.loop import free_port
-from mlplatform.registry.mlflow_registry import CHAMPION, Registry
+from mlplatform.stages.explain import explain_row_job
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-def post(url: str, **kw: object) -> httpx.Response:
-    return httpx.post(url, timeout=kw.pop("timeout", 60), **kw)  # type: ignore[arg-type]
-
-
-def write_config(cfg: PlatformConfig, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", by_alias=True)))
-    return path
-
-
-def setup_model(tmp: Path, name: str) -> tuple[PlatformConfig, Path, LinearModel]:
-    """Train a small model, register it as champion, materialize its features."""
-    (tmp / "feature_repo").mkdir(exist_ok=True)
-    (tmp / "feature_repo" / "feature_store.yaml").write_text(
-        (ROOT / "feature_repo/feature_store.yaml").read_text()
-    )
-    cfg = load_config(ROOT / f"configs/{name}.yaml", env={}).with_overrides(
-        artifacts_dir=str(tmp / "artifacts"),  # type: ignore[arg-type]
-        data={"rows": 800, "data_dir": str(tmp / "data")},
-        train={"epochs": 300},
-        explain={"num_samples": 500, "stability_seeds": 2, "coverage_samples": 1000},
-        registry={"tracking_uri": f"sqlite:///{tmp}/mlflow.db", "artifact_root": str(tmp / "ml")},
-        feature_store={"repo_dir": str(tmp / "feature_repo")},
-        serve={"payload_db": str(tmp / "payloads.db")},
-    )
-    model_path = train_job(cfg, generate_data(cfg)).files["model"]
-    reg = Registry(cfg.registry)
-    version = reg.log_and_register(model_path, {}, {"rmse": 1.0}, [], {"data_md5": "test"})
-    reg.set_alias(cfg.model_name, CHAMPION, version.version, "test")
-    store = feature_store(cfg.feature_store.repo_dir)
-    apply(store, [cfg])
-    materialize(store, end=datetime.now(UTC))
-    return cfg, write_config(cfg, tmp / f"{name}.yaml"), LinearModel.load(model_path)
-
-
-def start(module: str, args: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args, "--http_port", str(port)],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, log.read_text()[-2000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise AssertionError(f"{module} did not start: {log.read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -86,13 +27,11 @@ def credit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
     tmp = tmp_path_factory.mktemp("serve")
     cfg, path, model = setup_model(tmp, "credit-risk")
     ports = {k: free_port() for k in ("pred", "tr", "ex")}
-    common = ["--platform_config", str(path), "--model_name", "credit-risk"]
-    procs = [start("mlplatform.serving.predictor", common, ports["pred"], tmp / "pred.log")]
+    common = ["--config", str(path), "--model_name", "credit-risk"]
+    procs = [start("predictor", common, ports["pred"], tmp / "pred.log")]
     host = ["--predictor_host", f"127.0.0.1:{ports['pred']}"]
-    procs.append(
-        start("mlplatform.serving.transformer", common + host, ports["tr"], tmp / "tr.log")
-    )
-    procs.append(start("mlplatform.serving.explainer", common + host, ports["ex"], tmp / "ex.log"))
+    procs.append(start("transformer", common + host, ports["tr"], tmp / "tr.log"))
+    procs.append(start("explainer", common + host, ports["ex"], tmp / "ex.log"))
     data = pd.read_parquet(tmp / "data/credit-risk.parquet")
     yield {"cfg": cfg, "model": model, "ports": ports, "data": data, "tmp": tmp}
     for p in procs:

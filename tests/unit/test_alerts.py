@@ -14,20 +14,19 @@ import pytest
 
 import mlplatform.core.alerts
 from mlplatform.core.alerts import (
-    AlertStateError,
     Window,
-    WindowError,
     aligned_window,
     can_claim,
     check_transition,
     cooldown_blocker,
 )
-from mlplatform.monitoring.alert_store import (
-    AlertRecord,
-    AlertStore,
-    LeaseLostError,
-    UnknownAlertError,
+from mlplatform.errors import (
+    AlertLeaseLostError,
+    AlertNotFoundError,
+    AlertTransitionError,
+    WindowError,
 )
+from mlplatform.monitoring.alert_store import AlertRecord, AlertStore
 
 HOUR, DAY = 3600.0, 86_400.0
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -72,7 +71,7 @@ def test_transitions() -> None:
     check_transition("claimed", "run_started")
     check_transition("run_started", "resolved")
     for current, new in [("open", "run_started"), ("suppressed", "claimed"), ("resolved", "open")]:
-        with pytest.raises(AlertStateError):
+        with pytest.raises(AlertTransitionError):
             check_transition(current, new)  # type: ignore[arg-type]
     assert can_claim("open", None, 0.0)
     assert not can_claim("claimed", 10.0, 9.9) and can_claim("claimed", 10.0, 10.0)
@@ -157,7 +156,7 @@ def test_crashed_claimer_lease_expires(store: AlertStore) -> None:
     assert not store.claim_for_retrain(aid, "trigger-b", now=T0 + 599)
     assert [a.alert_id for a in store.claimable(T0 + 600)] == [aid]
     assert store.claim_for_retrain(aid, "trigger-b", now=T0 + 600)
-    with pytest.raises(LeaseLostError, match="trigger-b"):
+    with pytest.raises(AlertLeaseLostError, match="trigger-b"):
         store.record_run(aid, "run-zombie", owner="crashed")
     store.record_run(aid, "run-1", owner="trigger-b")
     got = store.get(aid)
@@ -172,12 +171,12 @@ def test_crashed_claimer_lease_expires(store: AlertStore) -> None:
 def test_invalid_moves(store: AlertStore) -> None:
     aid = _record(store, 0)[0].alert_id
     suppressed = _record(store, 1)[0].alert_id
-    with pytest.raises(AlertStateError):
+    with pytest.raises(AlertTransitionError):
         store.record_run(aid, "run-1")  # not claimed
-    with pytest.raises(AlertStateError):
+    with pytest.raises(AlertTransitionError):
         store.resolve(aid, "4")
     assert not store.claim_for_retrain(suppressed, "trigger")
-    with pytest.raises(UnknownAlertError):
+    with pytest.raises(AlertNotFoundError):
         store.claim_for_retrain(9999, "trigger")
 
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlplatform.config import ExplainConfig
-from mlplatform.core.explain import anchor_explain
+from mlplatform.core.explain import ExplainTarget, anchor_explain
 from mlplatform.core.explain.anchor import anchor_context, anchor_explain_with
 from mlplatform.core.explain.bandit import (
     exploration_rate,
@@ -147,10 +147,10 @@ CFG = ExplainConfig(coverage_samples=2000)
 def test_anchor_recovers_the_known_rule(space, background):
     f = credit_model(background)
     rng = np.random.default_rng(0)
-    ctx = anchor_context(f, background, space, "classification", CFG, rng)
-    rejected = background[(background[:, 0] < 0.3) & (background[:, 1] >= 0.6)][:3]
     names = ("reject", "approve")
-    anchors = [anchor_explain_with(ctx, x, rng, class_names=names) for x in rejected]
+    ctx = anchor_context(ExplainTarget(f, background, space, "classification", names), CFG, rng)
+    rejected = background[(background[:, 0] < 0.3) & (background[:, 1] >= 0.6)][:3]
+    anchors = [anchor_explain_with(ctx, x, rng) for x in rejected]
     fresh = rule_precision(f, anchors, ctx.sampler, 2000, rng)
     for a, p in zip(anchors, fresh, strict=True):
         assert a.valid and a.outcome == "reject"
@@ -163,31 +163,18 @@ def test_anchor_recovers_the_known_rule(space, background):
 def test_approved_row_gets_the_widest_rule(space, background):
     f = credit_model(background)
     x = background[(background[:, 0] > 0.8) & (background[:, 1] >= 0.6)][0]
-    a = anchor_explain(
-        f,
-        x,
-        background,
-        space,
-        "classification",
-        CFG,
-        np.random.default_rng(1),
-        class_names=("reject", "approve"),
-    )
+    target = ExplainTarget(f, background, space, "classification", ("reject", "approve"))
+    a = anchor_explain(target, x, CFG, np.random.default_rng(1))
     assert a.valid and a.outcome == "approve"
     assert a.rule.startswith("income > ") and a.length == 1
     assert a.coverage == pytest.approx(0.5, abs=0.05)
 
 
 def test_constant_model_is_anchored_by_the_empty_rule(space, background):
-    a = anchor_explain(
-        lambda X: np.full(X.shape[0], 0.8),
-        background[0],
-        background,
-        space,
-        "classification",
-        CFG,
-        np.random.default_rng(0),
+    constant = ExplainTarget(
+        lambda X: np.full(X.shape[0], 0.8), background, space, "classification"
     )
+    a = anchor_explain(constant, background[0], CFG, np.random.default_rng(0))
     assert a.rule == "any input" and a.coverage == 1.0 and a.valid and a.length == 0
 
 
@@ -195,7 +182,9 @@ def test_regression_anchor_pins_the_driving_feature(space, background):
     cut = float(np.quantile(background[:, 2], 0.5))  # on a bin edge, so a rule can be exact
     f = lambda X: 100.0 * (X[:, 2] > cut) + X[:, 0]  # noqa: E731
     x = background[background[:, 2] > 0.9][0]
-    a = anchor_explain(f, x, background, space, "regression", CFG, np.random.default_rng(2))
+    a = anchor_explain(
+        ExplainTarget(f, background, space, "regression"), x, CFG, np.random.default_rng(2)
+    )
     assert a.valid and [c.feature for c in a.conditions] == [2]
     assert a.outcome.startswith("prediction ") and "±" in a.outcome
 
@@ -209,35 +198,28 @@ def test_each_bandit_round_is_one_model_call(space, background):
         return base(X)
 
     x = background[(background[:, 0] < 0.3) & (background[:, 1] >= 0.6)][0]
-    a = anchor_explain(f, x, background, space, "classification", CFG, np.random.default_rng(3))
+    target = ExplainTarget(f, background, space, "classification")
+    a = anchor_explain(target, x, CFG, np.random.default_rng(3))
     assert a.model_calls == len(sizes) and a.num_samples == sum(sizes) - 1  # minus f(x)
     assert all(s % CFG.anchor_batch_size == 0 for s in sizes[1:])
 
 
 def test_anchor_input_errors(space, background):
     f = credit_model(background)
+    target = ExplainTarget(f, background, space, "classification")
     with pytest.raises(DataError):
-        anchor_explain(
-            f,
-            np.full(4, np.nan),
-            background,
-            space,
-            "classification",
-            CFG,
-            np.random.default_rng(0),
-        )
+        anchor_explain(target, np.full(4, np.nan), CFG, np.random.default_rng(0))
     with pytest.raises(ExplanationError, match="background is empty"):
         anchor_explain(
-            f, background[0], background[:0], space, "classification", CFG, np.random.default_rng(0)
+            ExplainTarget(f, background[:0], space, "classification"),
+            background[0],
+            CFG,
+            np.random.default_rng(0),
         )
     with pytest.raises(ExplanationError, match="class_names"):
         anchor_explain(
-            f,
+            ExplainTarget(f, background, space, "classification", ("only",)),
             background[0],
-            background,
-            space,
-            "classification",
             CFG,
             np.random.default_rng(0),
-            class_names=("only",),
         )

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mlplatform.config import PlatformConfig, load_config
+from mlplatform.config import PlatformConfig, as_percent, load_config
 from mlplatform.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,3 +70,22 @@ def test_with_overrides_validates() -> None:
     assert cfg.with_overrides(train={"epochs": 3}).train.epochs == 3
     with pytest.raises(ConfigError, match="train.epochs"):
         cfg.with_overrides(train={"epochs": 0})
+
+
+@pytest.mark.parametrize("bad", [-1, 101, True, 5.0, "5", None])
+def test_percent_is_one_type_for_config_and_admin_api(bad: object) -> None:
+    """serve.canary_percent and the router's admin API check the same Percent type."""
+    with pytest.raises(ValueError, match=r"canary_percent must be an integer in 0\.\.100, got"):
+        as_percent(bad)
+    assert as_percent(0) == 0 and as_percent(100) == 100
+    cfg = load_config(ROOT / "configs/house-price.yaml", env={})
+    if isinstance(bad, int) and not isinstance(bad, bool):
+        with pytest.raises(ConfigError, match="serve.canary_percent"):
+            cfg.with_overrides(serve={"canary_percent": bad})
+
+
+def test_feature_units_are_declared_with_the_feature() -> None:
+    cfg = load_config(ROOT / "configs/house-price.yaml", env={})
+    units = {f.name: f.unit for f in cfg.features}
+    assert units["area_m2"] == "m²" and units["distance_km"] == "km"
+    assert units["bedrooms"] is None

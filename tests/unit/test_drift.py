@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import doctest
+import importlib
+import pkgutil
 import warnings
 
 import numpy as np
@@ -13,10 +15,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import mlplatform.core.drift
-from mlplatform.config import load_config
+from mlplatform.config import MonitorConfig, load_config
 from mlplatform.core.drift import (
-    DriftError,
-    DriftSpec,
     category_counts,
     chi2_contingency_test,
     chisquare_test,
@@ -29,9 +29,11 @@ from mlplatform.core.drift import (
     system_health,
 )
 from mlplatform.core.training import generate, split_frame
+from mlplatform.errors import DriftError
 
 CFG = load_config("configs/house-price.yaml")
-SPEC = DriftSpec(numeric=CFG.numeric_features, categorical=CFG.categorical_features)
+EXACT = MonitorConfig(ks_fast_tail=False)  # scipy's KS p-value everywhere, no fast tail
+COLUMNS = {"numeric": CFG.numeric_features, "categorical": CFG.categorical_features}
 
 
 def _ks_2samp(ref: np.ndarray, cur: np.ndarray, method: str) -> tuple[float, float]:
@@ -46,8 +48,13 @@ def _scipy(ref: np.ndarray, cur: np.ndarray, method: str = "auto") -> tuple[np.n
     return np.array([r[0] for r in res]), np.array([r[1] for r in res])
 
 
-def test_module_example() -> None:
-    assert doctest.testmod(mlplatform.core.drift).failed == 0
+@pytest.mark.parametrize(
+    "name",
+    ["", *(f".{m.name}" for m in pkgutil.iter_modules(mlplatform.core.drift.__path__))],
+)
+def test_module_examples(name: str) -> None:
+    module = importlib.import_module(f"mlplatform.core.drift{name}")
+    assert doctest.testmod(module).failed == 0
 
 
 # -- KS -------------------------------------------------------------------------------------------
@@ -158,14 +165,16 @@ def _sample(shift: float, seed: int, rows: int = 500) -> pd.DataFrame:
 
 @pytest.mark.parametrize("cat_method", ["chi2", "chisquare", "psi"])
 def test_drift_found_on_shifted_world(reference: pd.DataFrame, cat_method: str) -> None:
-    spec = DriftSpec(CFG.numeric_features, CFG.categorical_features, cat_method)  # type: ignore[arg-type]
-    report = detect_drift(reference, _sample(shift=1.0, seed=1), spec)
+    settings = MonitorConfig(ks_fast_tail=False, cat_method=cat_method)  # type: ignore[arg-type]
+    report = detect_drift(reference, _sample(shift=1.0, seed=1), settings, **COLUMNS)
     assert report.dataset_drift and report.share == 1.0
     assert set(report.drifted) == set(CFG.feature_names)
 
 
 def test_false_positive_rate_bounded_over_seeds(reference: pd.DataFrame) -> None:
-    reports = [detect_drift(reference, _sample(0.0, seed), SPEC) for seed in range(100, 150)]
+    reports = [
+        detect_drift(reference, _sample(0.0, seed), EXACT, **COLUMNS) for seed in range(100, 150)
+    ]
     dataset_fpr = np.mean([r.dataset_drift for r in reports])
     column_fpr = np.mean([f.drifted for r in reports for f in r.features])
     assert dataset_fpr <= 0.10
@@ -173,12 +182,13 @@ def test_false_positive_rate_bounded_over_seeds(reference: pd.DataFrame) -> None
 
 
 def test_moderate_shift_is_detected_every_time(reference: pd.DataFrame) -> None:
-    assert all(detect_drift(reference, _sample(0.5, s), SPEC).dataset_drift for s in range(10))
+    reports = (detect_drift(reference, _sample(0.5, s), EXACT, **COLUMNS) for s in range(10))
+    assert all(r.dataset_drift for r in reports)
 
 
 def test_report_matches_scipy_per_column(reference: pd.DataFrame) -> None:
     cur = _sample(0.3, 7, rows=400)
-    report = detect_drift(reference, cur, SPEC)
+    report = detect_drift(reference, cur, EXACT, **COLUMNS)
     for f in report.features[:4]:
         res = stats.ks_2samp(reference[f.name], cur[f.name])
         assert (f.statistic, f.p_value) == (res.statistic, res.pvalue)
@@ -195,10 +205,12 @@ def test_dataset_drift_at_drift_share() -> None:
     rng = np.random.default_rng(0)
     ref = pd.DataFrame(rng.normal(size=(300, 4)), columns=list("abcd"))
     cur = pd.DataFrame(rng.normal([3, 3, 0, 0], 1, size=(300, 4)), columns=list("abcd"))
-    report = detect_drift(ref, cur, DriftSpec(numeric=("a", "b", "c", "d"), drift_share=0.5))
+    half = MonitorConfig(ks_fast_tail=False, drift_share=0.5)
+    report = detect_drift(ref, cur, half, numeric=("a", "b", "c", "d"))
     assert report.drifted == ("a", "b") and report.share == 0.5 and report.dataset_drift
-    strict = detect_drift(ref, cur, DriftSpec(numeric=("a", "b", "c", "d"), drift_share=0.75))
-    assert not strict.dataset_drift
+    strict = MonitorConfig(ks_fast_tail=False, drift_share=0.75)
+    strict_report = detect_drift(ref, cur, strict, numeric=("a", "b", "c", "d"))
+    assert not strict_report.dataset_drift
     assert report.to_dict()["drifted"] == ["a", "b"]
 
 
@@ -207,7 +219,7 @@ def test_missing_values_dropped_per_column() -> None:
     ref = pd.DataFrame({"x": rng.normal(size=200), "y": rng.normal(size=200)})
     cur = pd.DataFrame({"x": rng.normal(size=150), "y": rng.normal(size=150)})
     cur.loc[::10, "y"] = np.nan
-    report = detect_drift(ref, cur, DriftSpec(numeric=("x", "y")))
+    report = detect_drift(ref, cur, EXACT, numeric=("x", "y"))
     res = stats.ks_2samp(ref["y"], cur["y"].dropna())
     assert (report.features[1].statistic, report.features[1].p_value) == (res[0], res[1])
     assert report.features[1].n_current == 135 and report.features[0].n_current == 150
@@ -224,7 +236,7 @@ def test_missing_values_dropped_per_column() -> None:
 )
 def test_detect_drift_errors(cur: pd.DataFrame, match: str) -> None:
     with pytest.raises(DriftError, match=match):
-        detect_drift(pd.DataFrame({"x": [1.0, 2.0, 3.0]}), cur, DriftSpec(numeric=("x",)))
+        detect_drift(pd.DataFrame({"x": [1.0, 2.0, 3.0]}), cur, EXACT, numeric=("x",))
 
 
 # -- concept drift and health ---------------------------------------------------------------------

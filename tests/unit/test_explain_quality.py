@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import doctest
 import json
 
 import numpy as np
 import pytest
 from sklearn.tree import DecisionTreeRegressor
 
+import mlplatform.core.explain.target
 from mlplatform.config import ExplainConfig
-from mlplatform.core.explain import explain_instance, explain_model, lime_explain_batch
+from mlplatform.core.explain import (
+    ExplainTarget,
+    explain_instance,
+    explain_model,
+    lime_explain_batch,
+)
 from mlplatform.core.explain.neighbourhood import summarize_background
 from mlplatform.core.explain.stability import (
     coef_spread,
@@ -65,7 +72,8 @@ def logistic(X: np.ndarray) -> np.ndarray:
 
 def test_wrong_surrogate_gets_low_fidelity(space, background):
     rng = np.random.default_rng(0)
-    good = lime_explain_batch(linear, background[:4], background, space, "regression", CFG, rng)
+    target = ExplainTarget(linear, background, space, "regression")
+    good = lime_explain_batch(target, background[:4], CFG, rng)
     wrong = [dataclasses.replace(e, coefficients=-e.coefficients) for e in good]
     bg = summarize_background(background, space)
     fit_good = lime_fidelity(linear, good, bg, 1000, rng)
@@ -94,31 +102,37 @@ def test_jaccard_and_spread():
 
 
 def test_stable_model_keeps_high_jaccard_and_noise_does_not(space, background):
-    bg = summarize_background(background, space)
     X = background[:5]
-    stable = lime_stability(linear, X, bg, space, "regression", CFG, np.random.default_rng(0))
+    stable = lime_stability(
+        ExplainTarget(linear, background, space, "regression"), X, CFG, np.random.default_rng(0)
+    )
     assert all(s.jaccard == 1.0 and s.coef_spread < 0.1 for s in stable.seeds)
     assert all(s.jaccard == 1.0 for s in stable.perturbed)
 
     def noise(Z: np.ndarray) -> np.ndarray:
         return np.random.default_rng(Z.shape[0]).normal(size=Z.shape[0])
 
-    shaky = lime_stability(noise, X, bg, space, "regression", CFG, np.random.default_rng(0))
+    shaky = lime_stability(
+        ExplainTarget(noise, background, space, "regression"), X, CFG, np.random.default_rng(0)
+    )
     assert np.mean([s.jaccard for s in shaky.seeds]) < 0.8
     assert np.mean([s.coef_spread for s in shaky.seeds]) > 0.3
 
 
+def test_target_validates_once_and_its_examples_run(space, background):
+    target = ExplainTarget(linear, background.tolist(), space, "regression")
+    assert target.background.dtype == np.float64 and target.background.shape == background.shape
+    np.testing.assert_array_equal(target.background_summary.data, background)
+    with pytest.raises(DataError):
+        ExplainTarget(linear, background[:, :3], space, "regression")
+    with pytest.raises(ExplanationError, match="task"):
+        ExplainTarget(linear, background, space, "ranking")
+    assert doctest.testmod(mlplatform.core.explain.target).failed == 0
+
+
 def test_explain_instance_bundles_lime_anchor_quality(space, background):
-    ex = explain_instance(
-        logistic,
-        background[0],
-        background,
-        space,
-        "classification",
-        CFG,
-        np.random.default_rng(0),
-        class_names=("reject", "approve"),
-    )
+    target = ExplainTarget(logistic, background, space, "classification", ("reject", "approve"))
+    ex = explain_instance(target, background[0], CFG, np.random.default_rng(0))
     q = ex.quality
     assert ex.lime.x.tolist() == background[0].tolist()
     assert ex.anchor.outcome in ("reject", "approve")
@@ -128,9 +142,8 @@ def test_explain_instance_bundles_lime_anchor_quality(space, background):
 
 
 def test_explain_model_metrics_are_flat_and_stable(space, background):
-    model = explain_model(
-        logistic, background, background, space, "classification", CFG, np.random.default_rng(0)
-    )
+    target = ExplainTarget(logistic, background, space, "classification")
+    model = explain_model(target, background, CFG, np.random.default_rng(0))
     metrics = model.as_metrics()
     assert len(model.instances) == CFG.sample_rows == metrics["rows_explained"]
     for key in (
@@ -172,47 +185,25 @@ def test_tree_rules_read_as_if_then_with_categories(space, background):
 def test_quality_entry_points_validate_inputs(space, background):
     with pytest.raises(DataError):
         explain_model(
-            logistic,
+            ExplainTarget(logistic, background, space, "classification"),
             background[:, :3],
-            background,
-            space,
-            "classification",
             CFG,
             np.random.default_rng(0),
         )
     with pytest.raises(ExplanationError):
         explain_instance(
-            logistic,
+            ExplainTarget(logistic, np.empty((0, 5)), space, "classification"),
             background[0],
-            np.empty((0, 5)),
-            space,
-            "classification",
             CFG,
             np.random.default_rng(0),
         )
 
 
 def test_explain_instance_takes_one_row_and_summarizes(space, background):
+    target = ExplainTarget(logistic, background, space, "classification", ("reject", "approve"))
     with pytest.raises(ExplanationError, match="one row"):
-        explain_instance(
-            logistic,
-            background[:2],
-            background,
-            space,
-            "classification",
-            CFG,
-            np.random.default_rng(0),
-        )
-    ex = explain_instance(
-        logistic,
-        background[1],
-        background,
-        space,
-        "classification",
-        CFG,
-        np.random.default_rng(0),
-        class_names=("reject", "approve"),
-    )
+        explain_instance(target, background[:2], CFG, np.random.default_rng(0))
+    ex = explain_instance(target, background[1], CFG, np.random.default_rng(0))
     text = ex.summary()
     assert text.startswith("f(x) = ") and "Anchor: " in text and "income = " in text
     doc = json.loads(json.dumps(ex.to_dict()))
@@ -223,7 +214,7 @@ def test_regression_model_view_and_all_categorical_space():
     rng = np.random.default_rng(4)
     num = FeatureSpace(names=("u", "v"))
     X = rng.random((200, 2))
-    model = explain_model(lambda Z: 2.0 * Z[:, 0], X, X, num, "regression", CFG, rng)
+    model = explain_model(ExplainTarget(lambda Z: 2.0 * Z[:, 0], X, num, "regression"), X, CFG, rng)
     assert (
         model.global_view.fidelity_metric == "r2"
         and model.as_metrics()["global_tree_fidelity"] > 0.9
@@ -232,5 +223,6 @@ def test_regression_model_view_and_all_categorical_space():
         names=("a", "b"), categorical=(0, 1), categories={0: ("x", "y"), 1: ("p", "q")}
     )
     C = rng.integers(0, 2, (100, 2)).astype(float)
-    ex = explain_instance(lambda Z: Z[:, 0] + 0.1 * Z[:, 1], C[0], C, cats, "regression", CFG, rng)
+    target = ExplainTarget(lambda Z: Z[:, 0] + 0.1 * Z[:, 1], C, cats, "regression")
+    ex = explain_instance(target, C[0], CFG, rng)
     assert ex.lime.selected[0] == 0 and ex.anchor.conditions[0].feature == 0

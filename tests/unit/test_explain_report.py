@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mlplatform.config import ExplainConfig
-from mlplatform.core.explain import explain_instance, explain_model
+from mlplatform.core.explain import ExplainTarget, explain_instance, explain_model
 from mlplatform.core.space import FeatureSpace
 from mlplatform.reporting.explain_report import (
     contributions_png,
@@ -50,30 +50,14 @@ def model(X: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def instance(space, data):
     x = data[data[:, 2] == 0][0]  # segment "<script>…", which must come out escaped
-    return explain_instance(
-        model,
-        x,
-        data,
-        space,
-        "classification",
-        CFG,
-        np.random.default_rng(0),
-        class_names=("reject", "approve"),
-    )
+    target = ExplainTarget(model, data, space, "classification", ("reject", "approve"))
+    return explain_instance(target, x, CFG, np.random.default_rng(0))
 
 
 @pytest.fixture(scope="module")
 def explained_model(space, data):
-    return explain_model(
-        model,
-        data,
-        data,
-        space,
-        "classification",
-        CFG,
-        np.random.default_rng(0),
-        class_names=("reject", "approve"),
-    )
+    target = ExplainTarget(model, data, space, "classification", ("reject", "approve"))
+    return explain_model(target, data, CFG, np.random.default_rng(0))
 
 
 def test_contributions_png_is_written(instance, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from mlplatform.config import ExplainConfig
-from mlplatform.core.explain import LimeExplanation, lime_explain_batch
+from mlplatform.core.explain import ExplainTarget, LimeExplanation, lime_explain_batch
 from mlplatform.core.explain.surrogate import (
     forward_select,
     lasso_select,
@@ -59,7 +59,7 @@ def cfg(**kw: object) -> ExplainConfig:
 def explain(space, background, f=linear, task="regression", rows=None, seed=0, **kw):
     X = background[:5] if rows is None else rows
     rng = np.random.default_rng(seed)
-    return lime_explain_batch(f, X, background, space, task, cfg(**kw), rng)
+    return lime_explain_batch(ExplainTarget(f, background, space, task), X, cfg(**kw), rng)
 
 
 def test_recovers_linear_weights_in_normalized_space(space, background):
@@ -81,11 +81,8 @@ def test_intercept_is_g_at_zero_for_all_numeric_model(space, background):
 def test_classification_explains_probability_of_chosen_class(space, background):
     p1 = explain(space, background, f=logistic, task="classification")
     p0 = lime_explain_batch(
-        logistic,
+        ExplainTarget(logistic, background, space, "classification"),
         background[:5],
-        background,
-        space,
-        "classification",
         cfg(),
         np.random.default_rng(0),
         target_class=0,
@@ -146,11 +143,8 @@ def test_bad_rows_raise_data_error(space, background, rows, error):
 def test_empty_background_and_too_many_features_raise(space, background):
     with pytest.raises(ExplanationError, match="background is empty"):
         lime_explain_batch(
-            linear,
+            ExplainTarget(linear, background[:0], space, "regression"),
             background[:1],
-            background[:0],
-            space,
-            "regression",
             cfg(),
             np.random.default_rng(0),
         )
@@ -187,10 +181,9 @@ def test_shared_noise_batch_equals_each_row_explained_alone(space, background, m
 def test_shared_noise_single_row_equals_independent_noise(space, background):
     """Both samplers draw the same ε for one row, so one-row explanations coincide."""
     rows, rng = background[2:3], np.random.default_rng
-    shared = lime_explain_batch(logistic, rows, background, space, "regression", cfg(), rng(5))
-    alone = lime_explain_batch(
-        logistic, rows, background, space, "regression", cfg(), rng(5), shared_noise=False
-    )
+    target = ExplainTarget(logistic, background, space, "regression")
+    shared = lime_explain_batch(target, rows, cfg(), rng(5))
+    alone = lime_explain_batch(target, rows, cfg(), rng(5), shared_noise=False)
     np.testing.assert_allclose(shared[0].coefficients, alone[0].coefficients, rtol=0, atol=1e-8)
 
 
@@ -206,7 +199,8 @@ def test_numeric_rows_share_one_design_and_keep_their_own_targets():
 
     def run(X: np.ndarray) -> np.ndarray:
         c = cfg(num_features=3)
-        return _coefs(lime_explain_batch(product, X, B, numeric, "regression", c, rng))
+        target = ExplainTarget(product, B, numeric, "regression")
+        return _coefs(lime_explain_batch(target, X, c, rng))
 
     coefs = run(rows)
     np.testing.assert_allclose(coefs[:, :2], rows[:, [1, 0]], atol=0.03)
@@ -222,11 +216,8 @@ def test_seeds_draw_different_noise_and_duplicates_need_independent_noise(space,
     assert np.ptp(_coefs(same), axis=0).max() < 1e-12  # duplicates share the neighbourhood
     assert np.abs(_coefs(same) - _coefs(other)).max() > 1e-4  # a new seed, a new ε
     indep = lime_explain_batch(
-        logistic,
+        ExplainTarget(logistic, background, space, "classification"),
         rows,
-        background,
-        space,
-        "classification",
         cfg(),
         np.random.default_rng(0),
         shared_noise=False,

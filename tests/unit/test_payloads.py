@@ -11,12 +11,10 @@ import numpy as np
 import orjson
 import pytest
 
+from mlplatform.errors import DuplicateRequestError, PayloadLogError, UnknownRequestError
 from mlplatform.serving.payloads import (
-    DuplicateRequestError,
-    PayloadLogError,
     PayloadRecord,
     PayloadStore,
-    UnknownRequestError,
     decode_instances,
     decode_predictions,
 )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,21 @@ from mlplatform.image import IMAGE
 def test_committed_pipeline_yaml_is_up_to_date(tmp_path: Path) -> None:
     fresh = compile_pipeline(tmp_path / "p.yaml")
     assert fresh.read_text() == COMPILED.read_text(), "run `make compile` and commit the YAML"
+
+
+def test_the_installed_package_compiles_the_pipeline_outside_the_repo(tmp_path: Path) -> None:
+    """The console script and the retrain trigger need no checkout: from an empty folder (the
+    repository's pipelines/ and components/ are not importable there) the package compiles
+    the same pipeline that is committed."""
+    code = (
+        "from mlplatform.orchestration.training_pipeline import compiled_pipeline as c; print(c())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()).read_text() == COMPILED.read_text()
 
 
 def test_committed_component_yamls_are_up_to_date(tmp_path: Path) -> None:
@@ -54,7 +72,7 @@ def test_every_task_and_executor_reference_resolves(spec: pipeline_spec_pb2.Pipe
         "normalize",
         "train-gd",
         "explain",
-        "validate",
+        "gate",
         "register",
         "condition-1",
     }
@@ -78,7 +96,7 @@ def test_every_container_uses_the_one_image(spec: pipeline_spec_pb2.PipelineSpec
 
 def test_register_runs_only_when_the_gate_passed(spec: pipeline_spec_pb2.PipelineSpec) -> None:
     cond = spec.root.dag.tasks["condition-1"]
-    assert "validate" in cond.trigger_policy.condition
+    assert "gate" in cond.trigger_policy.condition
     assert "true" in cond.trigger_policy.condition
     assert "register" in spec.components[cond.component_ref.name].dag.tasks
 

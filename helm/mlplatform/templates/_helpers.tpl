@@ -179,13 +179,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end -}}
 
-{{/* The config flag of the KServe model servers (predictor, transformer, explainer):
-     mlplatform.serving.process.base_parser names it --platform_config, because KServe parses
-     sys.argv at import and would take "--config" for an abbreviation of its
-     "--configure_logging". The CLI commands (monitor, retrain, rollout) take --config.
-     tests/deploy parses the rendered args with the servers' own parser. */}}
-{{- define "mlplatform.serverConfigFlag" -}}
---platform_config
+{{/* The payload log on the payload sink's volume: the sink writes it and the monitor jobs
+     read it, both as serve.payload_db of their config (this environment override). */}}
+{{- define "mlplatform.payloadDbEnv" -}}
+- name: MLPLATFORM__SERVE__PAYLOAD_DB
+  value: /data/payloads.db
 {{- end -}}
 
 {{- define "mlplatform.configPath" -}}

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mlplatform.cli.base import ConfigOpt, app, console, friendly
 from mlplatform.config import load_config
-from mlplatform.errors import PlatformError
+from mlplatform.errors import UsageError
 
 
 @app.command()
@@ -56,18 +56,14 @@ app.add_typer(features_app, name="features")
 @friendly
 def features_materialize(config: ConfigOpt = Path("configs/house-price.yaml")) -> None:
     """Register the model's feature views (feast apply) and fill the online store."""
-    from datetime import UTC, datetime
-
-    from mlplatform.features import apply, feature_store, materialize
-    from mlplatform.jobs import data_path, generate_data
+    from mlplatform.features import refresh_online
+    from mlplatform.stages import generate_data
 
     cfg = load_config(config)
-    if not data_path(cfg).exists():
+    if not cfg.data_path.exists():
         generate_data(cfg)
-    store = feature_store(cfg.feature_store.repo_dir, cfg.feature_store.store_yaml)
-    apply(store, [cfg])
-    materialize(store, end=datetime.now(UTC))
-    console.print(f"{cfg.model_name}: online store filled from {data_path(cfg)}")
+    refresh_online(cfg)
+    console.print(f"{cfg.model_name}: online store filled from {cfg.data_path}")
 
 
 @app.command()
@@ -107,7 +103,7 @@ def rollout(
             sink_url,
         ]
     else:
-        raise PlatformError(f"unknown backend {backend!r}; use 'local' or 'kserve'")
+        raise UsageError(f"unknown backend {backend!r}; use 'local' or 'kserve'")
     if watch:
         ro.watch(cfg, lambda: ro.main(args, exit_code=False), interval)
     else:
@@ -160,12 +156,13 @@ def retrain(
     kfp_host: Annotated[
         str | None, typer.Option(envvar="KFP_HOST", help="KFP API URL (kfp backend).")
     ] = None,
-    pipeline: Annotated[Path, typer.Option(help="Compiled pipeline (local backend).")] = Path(
-        "pipelines/training_pipeline.yaml"
-    ),
+    pipeline: Annotated[
+        Path | None,
+        typer.Option(help="Compiled pipeline, local backend (default: the installed one)."),
+    ] = None,
 ) -> None:
     """Start one training run per open drift alert (exactly once, crash-safe)."""
-    from mlplatform.retrain import kfp_starter, local_starter, retrain_pending
+    from mlplatform.orchestration.retrain import kfp_starter, local_starter, retrain_pending
 
     cfg = load_config(config)
     if backend == "local":
@@ -173,7 +170,7 @@ def retrain(
     elif backend == "kfp" and kfp_host:
         start = kfp_starter(kfp_host)
     else:
-        raise PlatformError("use --backend local, or --backend kfp with --kfp-host (or KFP_HOST)")
+        raise UsageError("use --backend local, or --backend kfp with --kfp-host (or KFP_HOST)")
     outcomes = retrain_pending(cfg, start)
     for o in outcomes:
         console.print(

@@ -10,7 +10,7 @@ import typer
 
 from mlplatform.cli.base import ConfigOpt, app, console, friendly
 from mlplatform.config import load_config
-from mlplatform.errors import PlatformError
+from mlplatform.errors import ModelVersionNotFoundError
 
 pipeline_app = typer.Typer(
     help="The KFP training pipeline: compile, run locally.", no_args_is_help=True
@@ -24,15 +24,15 @@ def pipeline_compile(
     out: Annotated[Path, typer.Option(help="YAML to write.")] = Path(
         "pipelines/training_pipeline.yaml"
     ),
+    components: Annotated[Path, typer.Option(help="Folder for each component's YAML.")] = Path(
+        "components"
+    ),
 ) -> None:
     """Compile the pipeline (the YAML to upload in the KFP UI) and each component's YAML."""
-    import sys
-
-    sys.path.insert(0, str(Path.cwd()))
-    from pipelines.training_pipeline import compile_components, compile_pipeline
+    from mlplatform.orchestration.training_pipeline import compile_components, compile_pipeline
 
     console.print(f"compiled → {compile_pipeline(out)}")
-    for path in compile_components():
+    for path in compile_components(components):
         console.print(f"component → {path}")
 
 
@@ -40,16 +40,17 @@ def pipeline_compile(
 @friendly
 def pipeline_run(
     config: ConfigOpt = Path("configs/house-price.yaml"),
-    pipeline: Annotated[Path, typer.Option(help="Compiled pipeline YAML.")] = Path(
-        "pipelines/training_pipeline.yaml"
-    ),
+    pipeline: Annotated[
+        Path | None,
+        typer.Option(help="Compiled pipeline YAML (default: the installed pipeline, compiled)."),
+    ] = None,
 ) -> None:
     """Run the compiled pipeline locally (kfp.local, no cluster): data → ... → register."""
-    from mlplatform.jobs import data_path, generate_data
-    from mlplatform.pipeline_runner import run_local
+    from mlplatform.orchestration.runner import run_local
+    from mlplatform.stages import generate_data
 
     cfg = load_config(config)
-    if not data_path(cfg).exists():
+    if not cfg.data_path.exists():
         generate_data(cfg)
     run = run_local(cfg, pipeline)
     console.print(f"gate: {'passed' if run.gate.get('passed') else 'not passed'}")
@@ -69,15 +70,15 @@ def lineage(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What is deployed: version, data version, validation, who and when (champion/challenger)."""
-    from mlplatform.lineage import lineage_table
     from mlplatform.registry.mlflow_registry import Registry, lineage_document
+    from mlplatform.reporting.lineage import lineage_table
 
     cfg = load_config(config or Path("configs") / f"{model}.yaml")
     doc = lineage_document(Registry(cfg.registry), model)
     if as_json:
         print(json.dumps(doc, indent=2))
     elif not doc["aliases"]:
-        raise PlatformError(
+        raise ModelVersionNotFoundError(
             f"model {model!r} has no champion or challenger in {cfg.registry.tracking_uri}"
         )
     else:

@@ -25,7 +25,7 @@ def data(
     rows: Annotated[int | None, typer.Option(help="Override data.rows.")] = None,
 ) -> None:
     """Generate the configured dataset (deterministic in data.seed) and write Parquet."""
-    from mlplatform.jobs import generate_data
+    from mlplatform.stages import generate_data
 
     cfg = load_config(config)
     overrides = {k: v for k, v in {"shift": shift, "rows": rows}.items() if v is not None}
@@ -48,7 +48,7 @@ def train(
     if example is not None:
         _article(example)
         return
-    from mlplatform.jobs import generate_data, train_job
+    from mlplatform.stages import generate_data, train_job
 
     cfg = load_config(config)
     if data_file is None and not (cfg.data.data_dir / f"{cfg.model_name}.parquet").exists():
@@ -71,7 +71,7 @@ def _report_training(cfg: PlatformConfig, outputs: Any) -> None:
 
 def _article(example: str) -> None:
     from mlplatform.errors import ConfigError
-    from mlplatform.jobs import article_example
+    from mlplatform.stages.examples import article_example
 
     if example != "article":
         raise ConfigError(f"unknown example {example!r}; available: 'article'")
@@ -90,7 +90,7 @@ def compare_losses_cmd(
     seed: Annotated[int, typer.Option(help="Data seed.")] = 0,
 ) -> None:
     """MSE vs MAE vs Huber on data with outliers: table, JSON and a PNG."""
-    from mlplatform.jobs import compare_losses_job
+    from mlplatform.stages.examples import compare_losses_job
 
     files = compare_losses_job(out, seed)
     console.print(files["table"].read_text(encoding="utf-8"))
@@ -146,7 +146,7 @@ def explain(
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
 ) -> None:
     """LIME contributions, the anchor rule and explanation quality, with PNG and HTML reports."""
-    from mlplatform.explain_cli import explain_command
+    from mlplatform.cli.explain import explain_command
 
     cfg = load_config(config)
     explain_command(cfg, model, row, entity_id, model_report, out, seed, console)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from mlplatform.errors import PlatformError
+from mlplatform.errors import AlertTransitionError, WindowError
 
 AlertStatus = Literal["open", "claimed", "run_started", "resolved", "suppressed"]
 STATUSES: tuple[AlertStatus, ...] = ("open", "claimed", "run_started", "resolved", "suppressed")
@@ -37,18 +37,6 @@ TRANSITIONS: dict[AlertStatus, frozenset[AlertStatus]] = {
     "resolved": frozenset(),
     "suppressed": frozenset(),
 }
-
-
-class AlertError(PlatformError):
-    """Base class of alert failures."""
-
-
-class WindowError(AlertError):
-    """A monitoring window is empty, reversed or not finite."""
-
-
-class AlertStateError(AlertError):
-    """An alert was moved along a transition its state does not allow."""
 
 
 @dataclass(frozen=True, order=True)
@@ -96,10 +84,12 @@ def cooldown_blocker(
 
 
 def check_transition(current: AlertStatus, new: AlertStatus) -> None:
-    """Raise :class:`AlertStateError` unless ``current → new`` is in :data:`TRANSITIONS`."""
+    """Raise :class:`AlertTransitionError` unless ``current → new`` is in :data:`TRANSITIONS`."""
     if new not in TRANSITIONS[current]:
         allowed = sorted(TRANSITIONS[current]) or "nothing (final)"
-        raise AlertStateError(f"an alert in state {current!r} cannot become {new!r}: {allowed}")
+        raise AlertTransitionError(
+            f"an alert in state {current!r} cannot become {new!r}: {allowed}"
+        )
 
 
 def can_claim(status: AlertStatus, lease_expires: float | None, now: float) -> bool:

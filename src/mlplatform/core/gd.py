@@ -45,6 +45,14 @@ class FitResult:
         return np.append(self.weights, self.bias)
 
 
+def as_floats(a: object, what: str) -> FloatArray:
+    """``a`` as a float64 array, or :class:`DataError` when it holds non-numeric values."""
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{what} data must be numeric: {exc}") from None
+
+
 def check_xy(X: FloatArray, y: FloatArray, logistic: bool, what: str = "training") -> None:
     """Raise :class:`DataError` for empty, mis-shaped, non-finite or non-binary input."""
     if X.ndim != 2:
@@ -168,11 +176,11 @@ def fit(
     on_epoch: EpochCallback | None = None,
 ) -> FitResult:
     """Minimize J(θ) by gradient descent. X: (n, d), y: (n,), θ₀: (d + 1,) = [w, b] or zeros."""
-    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    X, y = as_floats(X, "training"), as_floats(y, "training")
     check_xy(X, y, cfg.loss == "logistic")
     val: _Objective | None = None
     if X_val is not None and y_val is not None:
-        Xv, yv = np.asarray(X_val, dtype=np.float64), np.asarray(y_val, dtype=np.float64)
+        Xv, yv = as_floats(X_val, "validation"), as_floats(y_val, "validation")
         check_xy(Xv, yv, cfg.loss == "logistic", "validation")
         if Xv.shape[1] != X.shape[1]:
             raise DataError(f"validation X has {Xv.shape[1]} columns, training has {X.shape[1]}")

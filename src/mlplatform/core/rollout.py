@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mlplatform.config import RolloutConfig
-from mlplatform.core.gates import Check
+from mlplatform.core.gate import Check
 from mlplatform.errors import DataError
 
 Action = Literal["wait", "advance", "promote", "rollback"]

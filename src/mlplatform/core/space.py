@@ -43,10 +43,10 @@ class FeatureSpace:
         if self.scale.size == 0:
             object.__setattr__(self, "scale", np.ones(d))
         if self.offset.shape != (d,) or self.scale.shape != (d,):
-            raise ValueError("offset and scale must have one entry per feature")
+            raise DataError("offset and scale must have one entry per feature")
         for j in self.categorical:
             if not 0 <= j < d or not self.categories.get(j):
-                raise ValueError(f"categorical column {j} needs a non-empty category list")
+                raise DataError(f"categorical column {j} needs a non-empty category list")
 
     @property
     def width(self) -> int:

@@ -14,6 +14,8 @@ from numpy.typing import NDArray
 
 from mlplatform.config import DataConfig, PlatformConfig
 from mlplatform.core import datasets
+from mlplatform.core.explain.target import ExplainTarget
+from mlplatform.core.explain.types import PredictFn
 from mlplatform.core.gd import EpochCallback, FitResult, fit
 from mlplatform.core.metrics import classification_metrics, regression_metrics
 from mlplatform.core.model import LinearModel
@@ -21,7 +23,6 @@ from mlplatform.core.scaling import FeatureScaler, TargetScaler, fit_scaler
 from mlplatform.errors import DataError
 
 FloatArray = NDArray[np.float64]
-UNITS = {"price_vnd": "VND", "income_vnd": "VND", "area_m2": "m²", "distance_km": "km"}
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,37 @@ def background_sample(
     return scaler.encode(rows)
 
 
+def explain_background(
+    cfg: PlatformConfig, model: LinearModel, train: pd.DataFrame | None = None
+) -> FloatArray:
+    """Encoded training rows for the explainers: a seeded sample of ``train``, else the
+    model's stored sample (``model.background``)."""
+    if train is not None and len(train):
+        return background_sample(cfg, model.scaler, train)
+    if model.background is not None and len(model.background):
+        return model.background
+    raise DataError("the explainers need training rows as background; got none")
+
+
+def explain_target(
+    cfg: PlatformConfig,
+    model: LinearModel,
+    train: pd.DataFrame | None = None,
+    predict_fn: PredictFn | None = None,
+) -> ExplainTarget:
+    """``model`` as the explainers see it: ``predict_fn`` (default ``model.predict_encoded``;
+    the served explainer passes one that calls the predictor), :func:`explain_background`,
+    the model's space and threshold, the config's task and class names."""
+    return ExplainTarget(
+        predict_fn or model.predict_encoded,
+        explain_background(cfg, model, train),
+        model.space,
+        cfg.task,
+        cfg.explain.class_names,
+        model.threshold,
+    )
+
+
 def train_model(
     cfg: PlatformConfig,
     splits: datasets.Splits,
@@ -131,7 +163,7 @@ def train_model(
         bias=result.bias,
         loss=cfg.train.loss,
         threshold=cfg.train.threshold,
-        units={k: v for k, v in UNITS.items() if k in cfg.feature_names},
+        units={f.name: f.unit for f in cfg.features if f.unit},
         metadata=dict(metadata or {}),
         background=background_sample(cfg, scaler, splits.train),
     )

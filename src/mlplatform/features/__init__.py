@@ -7,18 +7,23 @@
 """
 
 from mlplatform.features.definitions import definitions, project_configs
-from mlplatform.features.errors import FeatureRepoError, UnknownEntityError
 from mlplatform.features.retrieval import online_rows, training_frame
-from mlplatform.features.store import apply, feature_store, materialize
+from mlplatform.features.store import (
+    apply,
+    feature_store,
+    materialize,
+    open_store,
+    refresh_online,
+)
 
 __all__ = [
-    "FeatureRepoError",
-    "UnknownEntityError",
     "apply",
     "definitions",
     "feature_store",
     "materialize",
     "online_rows",
+    "open_store",
     "project_configs",
+    "refresh_online",
     "training_frame",
 ]

@@ -4,7 +4,7 @@ Per model (``cfg``) this declares
 
 * an :class:`~feast.Entity` named after ``cfg.entity`` without ``_id`` (``house_id`` → ``house``),
   shared by every model keyed on the same id,
-* a :class:`~feast.FileSource` on ``data_path(cfg)``, the Parquet file ``mlplatform data`` writes,
+* a :class:`~feast.FileSource` on ``cfg.data_path``, the Parquet file ``mlplatform data`` writes,
 * ``<model>_features``: the config's features (numeric → Float64, categorical → String), online,
 * ``<model>_label``: the target alone, **offline only** (``online=False``), so labels are joined
   point-in-time into training sets but are never materialized or served,
@@ -26,7 +26,6 @@ from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueT
 from feast.types import Float64, Int64, PrimitiveFeastType, String
 
 from mlplatform.config import FeatureSpec, PlatformConfig, load_config
-from mlplatform.jobs import data_path
 
 FeastObject = Entity | FileSource | FeatureView | FeatureService
 
@@ -86,7 +85,7 @@ def source(cfg: PlatformConfig) -> FileSource:
     """The model's Parquet file; an absolute path, so every process resolves it alike."""
     return FileSource(
         name=source_name(cfg),
-        path=str(data_path(cfg).resolve()),
+        path=str(cfg.data_path.resolve()),
         timestamp_field=cfg.timestamp,
         description=f"written by `mlplatform data --config configs/{cfg.model_name}.yaml`",
     )

@@ -13,9 +13,8 @@ from feast.online_response import OnlineResponse
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
 from mlplatform.config import PlatformConfig
-from mlplatform.errors import DataError
+from mlplatform.errors import DataError, FeatureRepoError, UnknownEntityError
 from mlplatform.features.definitions import label_ref, service_name
-from mlplatform.features.errors import FeatureRepoError, UnknownEntityError
 
 _UTC_NS = "datetime64[ns, UTC]"
 

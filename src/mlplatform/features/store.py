@@ -19,13 +19,27 @@ from feast.errors import FeastModuleImportError
 from feast.repo_config import FeastConfigError, load_repo_config
 
 from mlplatform.config import PlatformConfig
+from mlplatform.errors import FeatureRepoError
 from mlplatform.features.definitions import definitions
-from mlplatform.features.errors import FeatureRepoError
 
 DEFAULT_YAML = "feature_store.yaml"
 #: Start of a full materialization: every row up to ``end``, the latest per entity wins.
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 _VAR = re.compile(r"\$\{(\w+)\}")
+
+
+def open_store(cfg: PlatformConfig) -> FeatureStore:
+    """The feature store the config names (``feature_store.repo_dir`` and ``store_yaml``)."""
+    return feature_store(cfg.feature_store.repo_dir, cfg.feature_store.store_yaml)
+
+
+def refresh_online(cfg: PlatformConfig, end: datetime | None = None) -> FeatureStore:
+    """Register the model's definitions and fill the online store with every row up to
+    ``end`` (default now): ``feast apply`` + ``feast materialize``."""
+    store = open_store(cfg)
+    apply(store, [cfg])
+    materialize(store, end=end or datetime.now(UTC))
+    return store
 
 
 def feature_store(repo_dir: Path, yaml_file: Path | None = None) -> FeatureStore:

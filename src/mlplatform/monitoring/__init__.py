@@ -1,7 +1,7 @@
 """The monitor job: logged payloads against the training reference (data drift, concept drift,
 system health), Evidently's HTML report for people, and durable alerts for the retrain trigger.
 
-Modules: :mod:`.settings` (``MonitorConfig``), :mod:`.monitor` (``run_monitor``),
+Modules: :mod:`.monitor` (``run_monitor``; settings: the config's ``monitor`` section),
 :mod:`.payload_window` (payload log → frames), :mod:`.alert_store` (SQLite alerts and retrain
 claims), :mod:`.evidently_report` (the Evidently adapter). Importing the package has no side
 effects and does not import Evidently.

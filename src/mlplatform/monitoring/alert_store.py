@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from mlplatform.core.alerts import (
-    AlertError,
     AlertStatus,
     Window,
     can_claim,
     check_transition,
     cooldown_blocker,
 )
+from mlplatform.errors import AlertLeaseLostError, AlertNotFoundError, AlertStoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -68,18 +68,6 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_model_end ON alerts (model, window_end);
 CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status);
 """
-
-
-class AlertStoreError(AlertError):
-    """The alert store could not be read or written (locked file, disk full, bad path)."""
-
-
-class UnknownAlertError(AlertError):
-    """No alert has this id."""
-
-
-class LeaseLostError(AlertError):
-    """A claimer recorded a run on an alert that another owner has claimed since."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +151,7 @@ class AlertStore:
     def _get(self, conn: sqlite3.Connection, alert_id: int) -> AlertRecord:
         row = conn.execute("SELECT * FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
         if row is None:
-            raise UnknownAlertError(f"no alert with id {alert_id} in {self.path}")
+            raise AlertNotFoundError(f"no alert with id {alert_id} in {self.path}")
         return _record(row)
 
     def get(self, alert_id: int) -> AlertRecord:
@@ -256,7 +244,7 @@ class AlertStore:
         self, alert_id: int, run_id: str, owner: str | None = None, now: float | None = None
     ) -> None:
         """Mark the claimed alert ``run_started`` with its run id (repeating the same call is a
-        no-op). With ``owner``, fail with :class:`LeaseLostError` if someone else holds it."""
+        no-op). With ``owner``, fail with :class:`AlertLeaseLostError` if someone else holds it."""
         t = time.time() if now is None else now
         with self._write() as conn:
             alert = self._get(conn, alert_id)
@@ -264,7 +252,7 @@ class AlertStore:
                 return
             check_transition(alert.status, "run_started")
             if owner is not None and alert.claim_owner != owner:
-                raise LeaseLostError(
+                raise AlertLeaseLostError(
                     f"alert {alert_id} is claimed by {alert.claim_owner!r}, not {owner!r} "
                     "(the lease expired and it was claimed again); do not start a run"
                 )

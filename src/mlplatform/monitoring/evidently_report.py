@@ -19,11 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from mlplatform.errors import PlatformError
-
-
-class ReportError(PlatformError):
-    """Evidently could not compute or render the drift report."""
+from mlplatform.errors import ReportError
 
 
 def run_preset(

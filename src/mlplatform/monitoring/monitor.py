@@ -21,22 +21,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlplatform.config import PlatformConfig
+from mlplatform.config import MonitorConfig, PlatformConfig
 from mlplatform.core.alerts import Window, aligned_window
 from mlplatform.core.drift import (
     ConceptDrift,
     DriftReport,
-    DriftSpec,
     SystemHealth,
     concept_drift,
     detect_drift,
     system_health,
 )
 from mlplatform.core.training import split_frame
-from mlplatform.errors import DataError
+from mlplatform.errors import DataError, ReportError
 from mlplatform.monitoring.alert_store import AlertRecord, AlertStore
 from mlplatform.monitoring.payload_window import WindowData, payload_frame
-from mlplatform.monitoring.settings import MonitorConfig, monitor_settings
 
 
 @dataclass(frozen=True)
@@ -85,19 +83,6 @@ def _str(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def drift_spec(cfg: PlatformConfig, s: MonitorConfig) -> DriftSpec:
-    return DriftSpec(
-        numeric=cfg.numeric_features,
-        categorical=cfg.categorical_features,
-        cat_method=s.cat_method,
-        ks_method=s.ks_method,
-        fast_tail=s.ks_fast_tail,
-        threshold=s.threshold,
-        psi_threshold=s.psi_threshold,
-        drift_share=s.drift_share,
-    )
-
-
 def resolve_window(
     since: float | None, until: float | None, now: float, s: MonitorConfig
 ) -> Window:
@@ -143,7 +128,9 @@ def _data_drift(
 ) -> tuple[DriftReport | None, str | None]:
     if data.rows < s.min_rows:
         return None, f"data drift not judged: {data.rows} rows < min_rows {s.min_rows}"
-    return detect_drift(reference, data.features, drift_spec(cfg, s)), None
+    numeric, categorical = cfg.numeric_features, cfg.categorical_features
+    report = detect_drift(reference, data.features, s, numeric=numeric, categorical=categorical)
+    return report, None
 
 
 def _concept(
@@ -163,7 +150,7 @@ def _concept(
 def _html(
     reference: pd.DataFrame, data: WindowData, cfg: PlatformConfig, path: Path
 ) -> tuple[Path | None, str | None]:
-    from mlplatform.monitoring.evidently_report import ReportError, save_drift_report
+    from mlplatform.monitoring.evidently_report import save_drift_report
 
     try:
         save_drift_report(
@@ -255,7 +242,7 @@ def run_monitor(
     ``<out_dir>/<model>/<window>.{json,html}``; ``baseline_error`` is the serving model's
     validation error (default: :func:`validation_error`).
     """
-    s = settings or monitor_settings(cfg)
+    s = settings or cfg.monitor
     t = time.time() if now is None else now
     window = resolve_window(since, until, t, s)
     data = payload_frame(store_path, window, cfg, s.endpoints)

@@ -22,14 +22,10 @@ from numpy.typing import NDArray
 
 from mlplatform.config import PlatformConfig
 from mlplatform.core.alerts import Window
-from mlplatform.errors import PlatformError
+from mlplatform.errors import PayloadWindowError
 from mlplatform.serving.payloads import PayloadStore
 
 FloatArray = NDArray[np.float64]
-
-
-class PayloadWindowError(PlatformError):
-    """The payload log is missing, or its rows lack the model's features."""
 
 
 @dataclass(frozen=True)

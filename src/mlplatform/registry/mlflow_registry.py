@@ -20,15 +20,11 @@ from typing import Any
 
 from mlplatform.config import RegistryConfig
 from mlplatform.core.model import LinearModel
-from mlplatform.errors import PlatformError
+from mlplatform.errors import ModelVersionNotFoundError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 #: What a logged model needs at load time (explicit, so MLflow does not spend seconds inferring).
 PIP_REQUIREMENTS = ["numpy>=2.4,<2.5", "pandas>=2.3,<3", "scipy>=1.13"]
-
-
-class RegistryError(PlatformError):
-    """The model registry could not do what was asked (unknown model, alias or version)."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +122,7 @@ class Registry:
         try:
             mv = self.client.get_model_version(name, version)
         except MlflowException:
-            raise RegistryError(f"model {name!r} has no version {version}") from None
+            raise ModelVersionNotFoundError(f"model {name!r} has no version {version}") from None
         created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC)
         return VersionInfo(
             name,
@@ -169,7 +165,7 @@ class Registry:
         """The :class:`LinearModel` behind ``models:/<name>@<alias>``."""
         info = self.by_alias(name, alias)
         if info is None:
-            raise RegistryError(f"model {name!r} has no version with alias {alias!r}")
+            raise ModelVersionNotFoundError(f"model {name!r} has no version with alias {alias!r}")
         local = self.mlflow.artifacts.download_artifacts(f"models:/{name}@{alias}")
         return LinearModel.load(next(Path(local).rglob("model.json")))
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc.model import PythonModel
 
 from mlplatform.core.model import LinearModel
 
 
-class LinearPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class LinearPyfunc(PythonModel):
     """Loads ``model.json`` from the logged artifacts; predicts on a DataFrame of raw features."""
 
     def load_context(self, context: Any) -> None:

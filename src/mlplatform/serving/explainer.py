@@ -1,6 +1,6 @@
 """The explainer: LIME + Anchor + quality for each row, calling the predictor back over HTTP.
 
-    python -m mlplatform.serving.explainer --platform_config configs/credit-risk.yaml \\
+    python -m mlplatform.serving explainer --config configs/credit-risk.yaml \\
         --model_name credit-risk --predictor_host 127.0.0.1:8081 --http_port 8084
 
 As in KServe's cluster layout, the explainer holds no model weights it predicts with: every
@@ -20,15 +20,14 @@ import httpx
 import numpy as np
 import orjson
 from kserve import Model
-from kserve.errors import InvalidInput
 
 from mlplatform.config import PlatformConfig
-from mlplatform.core.explain.explainer import explain_rows
-from mlplatform.core.explain.lime import lime_explain_batch
-from mlplatform.core.explain.types import check_background, check_rows
+from mlplatform.core.explain import ExplainTarget, lime_explain_batch
+from mlplatform.core.explain.entry import explain_rows
+from mlplatform.core.explain.types import check_rows
 from mlplatform.core.model import LinearModel
-from mlplatform.errors import PlatformError
-from mlplatform.explain_job import background
+from mlplatform.core.training import explain_target
+from mlplatform.errors import ModelNotLoadedError, RequestError, UpstreamError
 from mlplatform.serving.inputs import as_json, encode, v1_frame
 from mlplatform.serving.process import base_parser, load_platform_config, serve
 
@@ -60,7 +59,7 @@ class RemotePredict:
             self.url, content=body, headers={"content-type": "application/json"}
         )
         if resp.status_code != 200:
-            raise PlatformError(f"predictor answered {resp.status_code}: {resp.text[:300]}")
+            raise UpstreamError(f"predictor answered {resp.status_code}: {resp.text[:300]}")
         return np.asarray(orjson.loads(resp.content)["predictions"], dtype=np.float64)
 
 
@@ -72,22 +71,24 @@ class Explainer(Model):  # type: ignore[misc]
         self.cfg, self.predictor_url, self.model = cfg, predictor_url, model
         self.version = "local"
         self.ready = model is not None
-        self._remote: RemotePredict | None = None
+        self._target: ExplainTarget | None = None
 
-    def remote(self) -> RemotePredict:
-        """One HTTP client per explainer: keep-alive connections to the predictor."""
+    def target(self) -> ExplainTarget:
+        """The served model as the engines see it, built once per loaded model: predictions
+        from the predictor over HTTP (one client, keep-alive), the model's background."""
         assert self.model is not None
-        if self._remote is None:
+        if self._target is None:
             chunk = self.cfg.serve.max_instances
-            self._remote = RemotePredict(self.predictor_url, self.name, self.model, chunk)
-        return self._remote
+            remote = RemotePredict(self.predictor_url, self.name, self.model, chunk)
+            self._target = explain_target(self.cfg, self.model, predict_fn=remote)
+        return self._target
 
     def load(self) -> bool:
         from mlplatform.registry.mlflow_registry import CHAMPION, Registry
 
         reg = Registry(self.cfg.registry)
         self.model = reg.load(self.name, CHAMPION)
-        self._remote = None
+        self._target = None
         info = reg.by_alias(self.name, CHAMPION)
         self.version = info.version if info else ""
         self.ready = True
@@ -95,18 +96,15 @@ class Explainer(Model):  # type: ignore[misc]
 
     async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
         if self.model is None:
-            raise InvalidInput(f"model {self.name!r} is not loaded")
+            raise ModelNotLoadedError(f"model {self.name!r} is not loaded")
         payload = as_json(payload)
         frame = v1_frame(payload, self.model, self.cfg.entity, MAX_ROWS)
         kinds = payload.get("explainers", ["lime", "anchor"])
         if kinds not in (["lime"], ["lime", "anchor"], ["anchor", "lime"]):
-            raise InvalidInput('"explainers" must be ["lime"] or ["lime", "anchor"]')
+            raise RequestError('"explainers" must be ["lime"] or ["lime", "anchor"]')
         work = self._lime_only if kinds == ["lime"] else self._explain
         loop = asyncio.get_running_loop()
-        try:
-            result = await loop.run_in_executor(None, work, encode(self.model, frame))
-        except PlatformError as exc:
-            raise InvalidInput(str(exc)) from None
+        result = await loop.run_in_executor(None, work, encode(self.model, frame))
         return {
             "explanations": [r if isinstance(r, dict) else r.to_dict() for r in result],
             "model_name": self.name,
@@ -115,40 +113,22 @@ class Explainer(Model):  # type: ignore[misc]
 
     def _lime_only(self, encoded: FloatArray) -> list[Any]:
         """LIME contributions alone: one predictor call for the whole batch."""
-        assert self.model is not None
-        model, cfg, predict = self.model, self.cfg, self.remote()
-        rng = np.random.default_rng(0)
         found = lime_explain_batch(
-            predict, encoded, background(cfg, model), model.space, cfg.task, cfg.explain, rng
+            self.target(), encoded, self.cfg.explain, np.random.default_rng(0)
         )
         return [{"lime": e.to_dict()} for e in found]
 
     def _explain(self, encoded: FloatArray) -> list[Any]:
-        assert self.model is not None
-        model, cfg, predict = self.model, self.cfg, self.remote()
-        B = check_background(background(cfg, model), model.space)
-        X = check_rows(encoded, model.space, cfg.explain)
-        rng = np.random.default_rng(0)
-        return list(
-            explain_rows(
-                predict,
-                X,
-                B,
-                model.space,
-                cfg.task,
-                cfg.explain,
-                rng,
-                cfg.explain.class_names,
-                model.threshold,
-            )
-        )
+        target = self.target()
+        X = check_rows(encoded, target.space, self.cfg.explain)
+        return list(explain_rows(target, X, self.cfg.explain, np.random.default_rng(0)))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(parents=[base_parser()], description=__doc__)
     parser.add_argument("--model_file", default=None, help="Use this model.json, no registry.")
     args, _ = parser.parse_known_args(argv)
-    cfg = load_platform_config(args.platform_config)
+    cfg = load_platform_config(args.config)
     host = args.predictor_host or f"{cfg.serve.host}:{cfg.serve.stable_port}"
     url = host if host.startswith("http") else f"http://{host}"
     name = args.model_name or cfg.model_name
@@ -158,7 +138,3 @@ def main(argv: list[str] | None = None) -> None:
         model = Explainer(cfg, name, url)
         model.load()
     serve([model], args.http_port)
-
-
-if __name__ == "__main__":
-    main()

@@ -10,9 +10,9 @@ from mlplatform.serving.inputs import Lookup
 
 def online_lookup(cfg: PlatformConfig) -> Lookup:
     """A function ids → DataFrame of the model's features (UnknownEntityError names bad ids)."""
-    from mlplatform.features import feature_store, online_rows
+    from mlplatform.features import online_rows, open_store
 
-    store = feature_store(cfg.feature_store.repo_dir, cfg.feature_store.store_yaml)
+    store = open_store(cfg)
 
     def lookup(ids: list[int]) -> pd.DataFrame:
         return online_rows(store, cfg, ids)[list(cfg.feature_names)]

@@ -5,7 +5,9 @@ KServe v1: ``{"instances": [row, ...]}`` where a row is a list in feature order,
 Open Inference Protocol v2: one input per feature (shape [n], FP64/INT64/BYTES), or one
 2-D FP64 input of shape [n, d] when every feature is numeric.
 
-Every problem raises :class:`kserve.errors.InvalidInput` (HTTP 400) with the reason.
+Every problem raises a platform error with the reason: :class:`~mlplatform.errors.RequestError`
+for the body's shape, the model's :class:`~mlplatform.errors.DataError` for its values (both
+HTTP 400 through :mod:`mlplatform.serving.error_handler`).
 """
 
 from __future__ import annotations
@@ -16,20 +18,19 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
-from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest
 
 from mlplatform.core.model import LinearModel
-from mlplatform.errors import PlatformError
+from mlplatform.errors import RequestError
 
 Lookup = Callable[[list[int]], pd.DataFrame]
 
 
 def check_count(n: int, limit: int) -> None:
     if n == 0:
-        raise InvalidInput("no instances: send at least one row")
+        raise RequestError("no instances: send at least one row")
     if n > limit:
-        raise InvalidInput(f"{n} instances exceed the limit of {limit} per request")
+        raise RequestError(f"{n} instances exceed the limit of {limit} per request")
 
 
 def entity_ids(rows: list[Any], entity: str) -> list[int] | None:
@@ -38,19 +39,16 @@ def entity_ids(rows: list[Any], entity: str) -> list[int] | None:
     if not any(flags):
         return None
     if not all(flags):
-        raise InvalidInput("mix of entity ids and feature rows; send one kind per request")
+        raise RequestError("mix of entity ids and feature rows; send one kind per request")
     ids = [r[entity] for r in rows]
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        raise InvalidInput(f"{entity} must be an integer id, got {ids[:5]}")
+        raise RequestError(f"{entity} must be an integer id, got {ids[:5]}")
     return ids
 
 
 def encode(model: LinearModel, frame: pd.DataFrame) -> np.ndarray:
-    """The encoded rows; NaN/inf, wrong types and unknown categories become a 400."""
-    try:
-        return model.encode(frame)
-    except PlatformError as exc:
-        raise InvalidInput(str(exc)) from None
+    """The encoded rows; NaN/inf, wrong types and unknown categories raise DataError (400)."""
+    return model.encode(frame)
 
 
 def as_json(payload: Any) -> Any:
@@ -60,7 +58,7 @@ def as_json(payload: Any) -> Any:
         try:
             return orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+            raise RequestError(f"the body is not valid JSON: {exc}") from None
     return payload
 
 
@@ -70,20 +68,17 @@ def v1_frame(
     """Feature rows of a v1 body (raw rows, or entity ids resolved by ``lookup``)."""
     payload = as_json(payload)
     if not isinstance(payload, dict) or "instances" not in payload:
-        raise InvalidInput('expected a JSON object with an "instances" list')
+        raise RequestError('expected a JSON object with an "instances" list')
     rows = payload["instances"]
     if not isinstance(rows, list):
-        raise InvalidInput('"instances" must be a list')
+        raise RequestError('"instances" must be a list')
     check_count(len(rows), limit)
     ids = entity_ids(rows, entity)
-    try:
-        if ids is not None:
-            if lookup is None:
-                raise InvalidInput(f"this server has no feature store to resolve {entity} ids")
-            return lookup(ids)
+    if ids is None:
         return model.frame(rows)
-    except PlatformError as exc:
-        raise InvalidInput(str(exc)) from None
+    if lookup is None:
+        raise RequestError(f"this server has no feature store to resolve {entity} ids")
+    return lookup(ids)
 
 
 def v2_frame(request: InferRequest, model: LinearModel, limit: int) -> pd.DataFrame:
@@ -97,7 +92,7 @@ def v2_frame(request: InferRequest, model: LinearModel, limit: int) -> pd.DataFr
         elif len(inputs) == 1:
             arr = next(iter(inputs.values())).as_numpy()
             if arr.ndim != 2 or arr.shape[1] != len(names):
-                raise InvalidInput(
+                raise RequestError(
                     f"expected shape [n, {len(names)}] for {names}, got {list(arr.shape)}"
                 )
             frame = (
@@ -106,13 +101,11 @@ def v2_frame(request: InferRequest, model: LinearModel, limit: int) -> pd.DataFr
                 else model.frame(arr.tolist())
             )
         else:
-            raise InvalidInput(f"expected one input per feature {names} or one [n, d] input")
+            raise RequestError(f"expected one input per feature {names} or one [n, d] input")
         check_count(len(frame), limit)
         return frame
-    except PlatformError as exc:
-        raise InvalidInput(str(exc)) from None
     except (ValueError, TypeError) as exc:
-        raise InvalidInput(f"malformed tensor: {exc}") from None
+        raise RequestError(f"malformed tensor: {exc}") from None
 
 
 def _column(arr: np.ndarray) -> np.ndarray:

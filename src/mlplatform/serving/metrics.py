@@ -55,7 +55,7 @@ class VariantMetrics:
     """Live figures of one variant: counts, recent latencies, a bounded sample of recent
     predictions (the last ``reservoir`` values) and the error on labelled requests."""
 
-    def __init__(self, reservoir: int = 2000, latency_window: int = 5000) -> None:
+    def __init__(self, reservoir: int, latency_window: int = 5000) -> None:
         self.requests = 0
         self.errors = 0
         self.latencies_ms: deque[float] = deque(maxlen=latency_window)
@@ -152,7 +152,7 @@ class PrometheusMetrics:
         return generate_latest(self.registry)
 
 
-def summarize(requests: pd.DataFrame, now: float, grace_seconds: float = 30.0) -> dict[str, Any]:
+def summarize(requests: pd.DataFrame, now: float, grace_seconds: float) -> dict[str, Any]:
     """Per-variant JSON figures from payload-log rows (:meth:`PayloadStore.requests`).
 
     A request is an error when its status is ≥ 500, or when it has no response

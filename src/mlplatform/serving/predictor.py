@@ -1,6 +1,6 @@
 """The predictor: ``models:/<name>@<alias>`` from MLflow behind KServe's v1 and v2 protocols.
 
-    python -m mlplatform.serving.predictor --platform_config configs/house-price.yaml \\
+    python -m mlplatform.serving predictor --config configs/house-price.yaml \\
         --model_name house-price --alias champion --http_port 8081
 """
 
@@ -14,12 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from kserve import Model
-from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from mlplatform.config import PlatformConfig
 from mlplatform.core.model import LinearModel
-from mlplatform.errors import PlatformError
+from mlplatform.errors import FeatureRepoError, ModelNotLoadedError, PlatformError
 from mlplatform.serving.inputs import Lookup, encode, v1_frame, v2_frame
 from mlplatform.serving.process import base_parser, load_platform_config, serve
 
@@ -62,12 +61,12 @@ class Predictor(Model):  # type: ignore[misc]
     def lookup(self) -> Lookup:
         """Entity ids → feature rows from the Feast online store."""
         if self._lookup is None:
-            raise InvalidInput(f"entity ids need the feature store: {self._store_error}")
+            raise FeatureRepoError(f"entity ids need the feature store: {self._store_error}")
         return self._lookup
 
     def _model(self) -> LinearModel:
         if self.model is None:
-            raise InvalidInput(f"model {self.name!r} is not loaded")
+            raise ModelNotLoadedError(f"model {self.name!r} is not loaded")
         return self.model
 
     async def predict(
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alias", default="champion", help="Registry alias to serve.")
     parser.add_argument("--model_file", default=None, help="Serve this model.json, no registry.")
     args, _ = parser.parse_known_args(argv)
-    cfg = load_platform_config(args.platform_config)
+    cfg = load_platform_config(args.config)
     name = args.model_name or cfg.model_name
     if args.model_file:
         model = Predictor(cfg, name, args.alias, LinearModel.load(Path(args.model_file)))
@@ -128,7 +127,3 @@ def main(argv: list[str] | None = None) -> None:
         model = Predictor(cfg, name, args.alias)
         model.load()
     serve([model], args.http_port)
-
-
-if __name__ == "__main__":
-    main()

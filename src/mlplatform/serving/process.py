@@ -1,7 +1,10 @@
 """Shared start-up of the KServe model servers: arguments, config, ``ModelServer``.
 
 Argument names follow KServe's (``--model_name``, ``--http_port``, ``--predictor_host``) so
-the same command runs locally and in an InferenceService, where KServe injects them.
+the same command runs locally and in an InferenceService, where KServe injects them. The
+servers start through ``python -m mlplatform.serving <server> --config PATH`` (see
+:mod:`mlplatform.serving.__main__`), which hands KServe's import-time parser
+:func:`kserve_argv` only.
 """
 
 from __future__ import annotations
@@ -16,14 +19,28 @@ from mlplatform.errors import PlatformError
 
 
 def base_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(add_help=False)
-    # Not "--config": KServe parses sys.argv at import, where it would abbreviate
-    # "--configure_logging".
-    parser.add_argument("--platform_config", type=Path, required=True, help="Platform config YAML.")
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--config", type=Path, required=True, help="Platform config YAML.")
     parser.add_argument("--model_name", default=None, help="Served name (default: config's).")
     parser.add_argument("--http_port", type=int, default=8080, help="HTTP port.")
     parser.add_argument("--predictor_host", default=None, help="host:port of the predictor.")
     return parser
+
+
+def kserve_argv(argv: list[str]) -> list[str]:
+    """``argv`` without our own ``--config PATH``, for KServe's parser.
+
+    KServe parses ``sys.argv`` when it is imported (``kserve.model_server``), with argparse
+    abbreviations allowed: it would read ``--config`` as its ``--configure_logging`` and exit.
+    Flags both know (``--model_name``, ``--http_port``, ``--predictor_host``) and KServe's own
+    (``--log_config_file``, ...) are kept; flags only we define are ignored by its parser.
+
+    >>> kserve_argv(["--config", "c.yaml", "--http_port", "8081", "--configure_logging=false"])
+    ['--http_port', '8081', '--configure_logging=false']
+    """
+    own = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    own.add_argument("--config")
+    return own.parse_known_args(argv)[1]
 
 
 def load_platform_config(path: Path) -> PlatformConfig:
@@ -54,8 +71,11 @@ def serve(models: list[Any], port: int, predictor_host: str | None = None) -> No
     from kserve import ModelServer
     from kserve.model import PredictorConfig
 
+    from mlplatform.serving import error_handler
+
     config = PredictorConfig(predictor_host=predictor_host) if predictor_host else None
     quiet_request_logs()
+    error_handler.install()  # platform errors → their HTTP status, on KServe's app
     ModelServer(
         http_port=port,
         enable_grpc=False,

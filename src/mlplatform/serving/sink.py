@@ -1,7 +1,10 @@
 """The payload sink on the cluster: KServe's inference logger posts CloudEvents here and they
 land in the same ``payloads``/``feedback`` schema as the local router writes.
 
-    python -m mlplatform.serving.sink --port 8080 --db /data/payloads.db
+    python -m mlplatform.serving sink --config /etc/mlplatform/house-price.yaml --port 8080
+
+It writes ``serve.payload_db`` of the config (the chart sets it to the volume's
+``/data/payloads.db`` with ``MLPLATFORM__SERVE__PAYLOAD_DB``, as for the monitor jobs).
 
 KServe sends one event per request (``ce-type: org.kubeflow.serving.inference.request``) and
 one per successful response (``...inference.response``, only for HTTP 200), in binary mode:
@@ -11,7 +14,7 @@ request id) and are merged into one row, in whatever order they arrive; ``ce-end
 
 ``GET /stats?model=<isvc>&since=<unix ts>`` returns the per-variant figures the rollout
 controller reads (:class:`~mlplatform.serving.traffic.KServeBackend`): a request without a
-response ``grace_seconds`` after it arrived counts as an error. ``POST /v1/feedback``
+response ``serve.response_grace_seconds`` after it arrived counts as an error. ``POST /v1/feedback``
 attaches ground truth as on the router.
 """
 
@@ -33,18 +36,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mlplatform.errors import PlatformError
+from mlplatform.config import ServeConfig
+from mlplatform.errors import EventError, PlatformError, RequestError
 from mlplatform.serving.metrics import summarize
-from mlplatform.serving.payloads import PayloadStore, UnknownRequestError, decode_instances
-from mlplatform.serving.router import RouterError, json_response, parse_feedback
+from mlplatform.serving.payloads import PayloadStore, decode_instances
+from mlplatform.serving.process import load_platform_config
+from mlplatform.serving.router import error_response, json_response, parse_feedback
 
 REQUEST = "org.kubeflow.serving.inference.request"
 RESPONSE = "org.kubeflow.serving.inference.response"
 VARIANTS = {"default": "stable", "canary": "canary"}
-
-
-class EventError(PlatformError):
-    """A POST that is not a KServe inference CloudEvent (missing ce-id, unknown ce-type)."""
 
 
 def event_time(value: str | None, default: float) -> float:
@@ -61,7 +62,10 @@ def read_event(headers: Mapping[str, str], body: bytes, now: float) -> dict[str,
     """The attributes and body of a binary-mode (``ce-*`` headers) or structured-mode
     (``application/cloudevents+json``) CloudEvent."""
     if headers.get("content-type", "").startswith("application/cloudevents+json"):
-        env = orjson.loads(body)
+        try:
+            env = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise EventError(f"malformed structured CloudEvent: {exc}") from None
         attrs = {k: str(v) for k, v in env.items() if k not in ("data", "data_base64")}
         data = env.get("data")
         body = data if isinstance(data, bytes) else orjson.dumps(data)
@@ -121,13 +125,13 @@ def _json(text: str) -> Any:
         return None
 
 
-def create_app(db: Path, grace_seconds: float = 30.0) -> Starlette:
-    """The sink as an ASGI app; the payload log opens at startup."""
+def create_app(serve: ServeConfig) -> Starlette:
+    """The sink as an ASGI app; the payload log (``serve.payload_db``) opens at startup."""
     state: dict[str, PayloadStore] = {}
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-        state["store"] = PayloadStore(db)
+        state["store"] = PayloadStore(serve.payload_db)
         try:
             yield
         finally:
@@ -136,8 +140,8 @@ def create_app(db: Path, grace_seconds: float = 30.0) -> Starlette:
     async def receive(request: Request) -> Response:
         try:
             ev = read_event(request.headers, await request.body(), time.time())
-        except (EventError, orjson.JSONDecodeError) as exc:
-            return json_response(400, {"error": str(exc)})
+        except PlatformError as exc:
+            return error_response(exc)
         await asyncio.wrap_future(state["store"].transaction(lambda c: merge_event(c, ev)))
         return json_response(200, {"stored": ev["id"]})
 
@@ -146,19 +150,17 @@ def create_app(db: Path, grace_seconds: float = 30.0) -> Starlette:
         try:
             since = float(request.query_params.get("since", 0))
         except ValueError:
-            return json_response(400, {"error": "since must be a unix timestamp"})
+            return error_response(RequestError("since must be a unix timestamp"))
         model = request.query_params.get("model")
         rows = await asyncio.to_thread(state["store"].requests, since, now + 1, model)
-        return json_response(200, summarize(rows, now, grace_seconds))
+        return json_response(200, summarize(rows, now, serve.response_grace_seconds))
 
     async def feedback(request: Request) -> Response:
         try:
             items = parse_feedback(await request.body())
             await asyncio.to_thread(state["store"].add_feedback_many, items)
-        except RouterError as exc:
-            return json_response(exc.status, {"error": str(exc)})
-        except UnknownRequestError as exc:
-            return json_response(404, {"error": str(exc), "unknown": exc.missing})
+        except PlatformError as exc:  # malformed (400), unknown request ids (404)
+            return error_response(exc)
         return json_response(200, {"accepted": len(items)})
 
     async def healthz(request: Request) -> Response:
@@ -177,12 +179,11 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     p = argparse.ArgumentParser(description="KServe logger CloudEvents → the payload log.")
-    p.add_argument("--db", type=Path, default=Path("/data/payloads.db"), help="SQLite file.")
+    p.add_argument("--config", type=Path, required=True, help="Platform config YAML (serve).")
     p.add_argument("--host", default="0.0.0.0", help="Bind address.")
     p.add_argument("--port", type=int, default=8080, help="Port.")
-    p.add_argument("--grace-seconds", type=float, default=30.0, help="Response wait.")
     args = p.parse_args(argv)
-    app = create_app(args.db, args.grace_seconds)
+    app = create_app(load_platform_config(args.config).serve)
     uvicorn.run(app, host=args.host, port=args.port, access_log=False)
 
 

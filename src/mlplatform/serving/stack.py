@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,11 +26,14 @@ from types import TracebackType
 import httpx
 
 from mlplatform.config import PlatformConfig
-from mlplatform.errors import PlatformError
+from mlplatform.errors import StackError
 
 
-class StackError(PlatformError):
-    """A local server did not start (the message names it and shows its last log lines)."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -56,13 +60,14 @@ class LocalStack:
 
     def services(self) -> list[Service]:
         s, name, cfg = self.cfg.serve, self.cfg.model_name, str(self.config_path)
-        common = ("--platform_config", cfg, "--model_name", name)
+        common = ("--config", cfg, "--model_name", name)
         out = [
             Service(
                 "stable",
                 s.stable_port,
                 (
-                    "mlplatform.serving.predictor",
+                    "mlplatform.serving",
+                    "predictor",
                     *common,
                     "--alias",
                     "champion",
@@ -77,7 +82,8 @@ class LocalStack:
                     "canary",
                     s.canary_port,
                     (
-                        "mlplatform.serving.predictor",
+                        "mlplatform.serving",
+                        "predictor",
                         *common,
                         "--alias",
                         "challenger",
@@ -87,7 +93,8 @@ class LocalStack:
                 )
             )
         router = [
-            "mlplatform.serving.router",
+            "mlplatform.serving",
+            "router",
             "--config",
             cfg,
             "--port",
@@ -110,7 +117,8 @@ class LocalStack:
                 "transformer",
                 s.transformer_port,
                 (
-                    "mlplatform.serving.transformer",
+                    "mlplatform.serving",
+                    "transformer",
                     *common,
                     "--predictor_host",
                     f"{s.host}:{s.router_port}",
@@ -124,7 +132,8 @@ class LocalStack:
                 "explainer",
                 s.explainer_port,
                 (
-                    "mlplatform.serving.explainer",
+                    "mlplatform.serving",
+                    "explainer",
                     *common,
                     "--predictor_host",
                     f"{s.host}:{s.stable_port}",

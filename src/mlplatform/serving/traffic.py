@@ -20,14 +20,10 @@ from typing import Any, Protocol
 
 import httpx
 
+from mlplatform.config import as_percent
 from mlplatform.core.rollout import VariantStats
-from mlplatform.errors import PlatformError
+from mlplatform.errors import RequestError, TrafficError, UpstreamError
 from mlplatform.serving.metrics import stats_from_json
-
-
-class TrafficError(PlatformError):
-    """A traffic change that the current topology does not allow (e.g. no canary attached),
-    or a backend that refused or could not be reached."""
 
 
 # -- the local router's routing table ------------------------------------------------------
@@ -65,8 +61,10 @@ class Routing:
         return self.stable
 
     def with_percent(self, percent: int) -> Routing:
-        if not 0 <= percent <= 100:
-            raise TrafficError(f"canary_percent must be in 0..100, got {percent}")
+        try:
+            as_percent(percent)
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
         if self.canary is None and percent > 0:
             raise TrafficError("no canary is attached (PUT /admin/canary first)")
         return replace(self, canary_percent=percent)
@@ -124,7 +122,7 @@ class LocalRouterBackend:
         try:
             resp = self.client.request(method, self.url + path, json=body)
         except httpx.HTTPError as exc:
-            raise TrafficError(f"router {self.url} unreachable: {exc}") from None
+            raise UpstreamError(f"router {self.url} unreachable: {exc}") from None
         if resp.status_code >= 400:
             raise TrafficError(f"router {method} {path}: HTTP {resp.status_code}: {resp.text}")
         return resp.json()
@@ -196,5 +194,5 @@ class KServeBackend:
             resp = self.client.get(f"{self.sink_url}/stats", params=params)
             resp.raise_for_status()
         except httpx.HTTPError as exc:
-            raise TrafficError(f"payload sink {self.sink_url}: {exc}") from None
+            raise UpstreamError(f"payload sink {self.sink_url}: {exc}") from None
         return _stats_pair(resp.json())

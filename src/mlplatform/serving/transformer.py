@@ -1,6 +1,6 @@
 """The transformer: entity ids → feature rows from the Feast online store, then the predictor.
 
-    python -m mlplatform.serving.transformer --platform_config configs/house-price.yaml \\
+    python -m mlplatform.serving transformer --config configs/house-price.yaml \\
         --model_name house-price --predictor_host 127.0.0.1:8080 --http_port 8083
 
 Training and serving share one set of feature definitions (the Michelangelo pattern): the
@@ -14,10 +14,8 @@ import argparse
 from typing import Any
 
 from kserve import Model
-from kserve.errors import InvalidInput
 
 from mlplatform.config import PlatformConfig
-from mlplatform.errors import PlatformError
 from mlplatform.serving.inputs import Lookup, as_json, check_count, entity_ids
 from mlplatform.serving.process import base_parser, load_platform_config, serve
 
@@ -46,21 +44,14 @@ class Transformer(Model):  # type: ignore[misc]
         ids = entity_ids(rows, self.cfg.entity)
         if ids is None or self._lookup is None:
             return payload
-        try:
-            frame = self._lookup(ids)
-        except PlatformError as exc:
-            raise InvalidInput(str(exc)) from None
+        frame = self._lookup(ids)  # unknown ids: UnknownEntityError (400)
         return {"instances": frame[list(self.cfg.feature_names)].values.tolist()}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(parents=[base_parser()], description=__doc__)
     args, _ = parser.parse_known_args(argv)
-    cfg = load_platform_config(args.platform_config)
+    cfg = load_platform_config(args.config)
     model = Transformer(cfg, args.model_name or cfg.model_name)
     model.load()
     serve([model], args.http_port, predictor_host=args.predictor_host)
-
-
-if __name__ == "__main__":
-    main()

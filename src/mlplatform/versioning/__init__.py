@@ -4,7 +4,6 @@
 >>> init(repo, remote=Path("/srv/dvc")); track(repo, data); push(repo); pull(repo)
 """
 
-from mlplatform.versioning.errors import DvcCommandError, NotTrackedError
 from mlplatform.versioning.params import committed_configs, params_document, render_params
 from mlplatform.versioning.repo import (
     checkout,
@@ -18,8 +17,6 @@ from mlplatform.versioning.repo import (
 )
 
 __all__ = [
-    "DvcCommandError",
-    "NotTrackedError",
     "checkout",
     "committed_configs",
     "data_version",

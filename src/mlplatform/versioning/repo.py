@@ -19,8 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from mlplatform.errors import DataError
-from mlplatform.versioning.errors import DvcCommandError, NotTrackedError
+from mlplatform.errors import DataError, DvcCommandError, NotTrackedError
 
 DEFAULT_REMOTE = "local"
 _CHUNK = 1 << 20

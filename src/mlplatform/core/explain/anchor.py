@@ -27,18 +27,8 @@ from mlplatform.core.explain.rules import (
     quantile_edges,
     to_conditions,
 )
-from mlplatform.core.explain.types import (
-    BoolArray,
-    FloatArray,
-    IntArray,
-    PredictFn,
-    Task,
-    call_model,
-    check_background,
-    check_row,
-)
-from mlplatform.core.space import FeatureSpace
-from mlplatform.errors import ExplanationError
+from mlplatform.core.explain.target import ExplainTarget
+from mlplatform.core.explain.types import BoolArray, FloatArray, IntArray, call_model, check_row
 
 Rule = tuple[int, ...]  # sorted indices into the row's candidate predicates
 _MAX_VERIFY_ROUNDS = 50  # batches per candidate while its bound straddles τ
@@ -105,11 +95,9 @@ class AnchorExplanation:
 
 @dataclass(frozen=True, eq=False)
 class AnchorContext:
-    """What every anchor of one model needs: sampler, bins, coverage rows, tolerance."""
+    """What every anchor of one target needs: sampler, bins, coverage rows, tolerance."""
 
-    predict_fn: PredictFn
-    space: FeatureSpace
-    task: Task
+    target: ExplainTarget
     cfg: ExplainConfig
     sampler: RuleSampler
     edges: tuple[FloatArray, ...]
@@ -118,58 +106,37 @@ class AnchorContext:
 
 
 def anchor_context(
-    predict_fn: PredictFn,
-    background: FloatArray,
-    space: FeatureSpace,
-    task: Task,
-    cfg: ExplainConfig,
-    rng: np.random.Generator,
+    target: ExplainTarget, cfg: ExplainConfig, rng: np.random.Generator
 ) -> AnchorContext:
-    """Prepare anchors over background rows (n_bg, d): quantile bins and coverage rows.
+    """Prepare anchors over ``target.background``: quantile bins and coverage rows.
 
     Regression tolerance = ``cfg.anchor_regression_tolerance`` × sd of f(background).
     """
-    B = check_background(background, space)
+    B = target.background
     n_cov = min(cfg.coverage_samples, B.shape[0])
     cov_rows = B[rng.choice(B.shape[0], size=n_cov, replace=False)]
     tol = None
-    if task == "regression":
-        tol = cfg.anchor_regression_tolerance * float(np.std(call_model(predict_fn, B)))
-    edges = tuple(quantile_edges(B, space, cfg.anchor_bins))
-    return AnchorContext(
-        predict_fn, space, task, cfg, RuleSampler.from_background(B), edges, cov_rows, tol
-    )
+    if target.task == "regression":
+        tol = cfg.anchor_regression_tolerance * float(np.std(call_model(target.predict_fn, B)))
+    edges = tuple(quantile_edges(B, target.space, cfg.anchor_bins))
+    return AnchorContext(target, cfg, RuleSampler.from_background(B), edges, cov_rows, tol)
 
 
 def anchor_explain(
-    predict_fn: PredictFn,
-    x: FloatArray,
-    background: FloatArray,
-    space: FeatureSpace,
-    task: Task,
-    cfg: ExplainConfig,
-    rng: np.random.Generator,
-    *,
-    class_names: tuple[str, str] = ("0", "1"),
-    threshold: float = 0.5,
+    target: ExplainTarget, x: FloatArray, cfg: ExplainConfig, rng: np.random.Generator
 ) -> AnchorExplanation:
     """The anchor of encoded row x: (d,) (module docstring)."""
-    ctx = anchor_context(predict_fn, background, space, task, cfg, rng)
-    return anchor_explain_with(ctx, x, rng, class_names=class_names, threshold=threshold)
+    return anchor_explain_with(anchor_context(target, cfg, rng), x, rng)
 
 
 def anchor_explain_with(
-    ctx: AnchorContext,
-    x: FloatArray,
-    rng: np.random.Generator,
-    *,
-    class_names: tuple[str, str] = ("0", "1"),
-    threshold: float = 0.5,
+    ctx: AnchorContext, x: FloatArray, rng: np.random.Generator
 ) -> AnchorExplanation:
     """:func:`anchor_explain` reusing a prepared :class:`AnchorContext`."""
-    row = check_row(x, ctx.space)
-    fx = float(call_model(ctx.predict_fn, row[None, :])[0])
-    agree = Agreement(fx, ctx.tolerance, threshold)
+    target = ctx.target
+    row = check_row(x, target.space)
+    fx = float(call_model(target.predict_fn, row[None, :])[0])
+    agree = Agreement(fx, ctx.tolerance, target.threshold)
     search = _Search(ctx, row, agree, rng)
     rule, valid = _beam_search(search, ctx.cfg)
     conds = to_conditions([search.preds[i] for i in rule])
@@ -177,8 +144,8 @@ def anchor_explain_with(
     return AnchorExplanation(
         x=row,
         conditions=conds,
-        rule=describe_rule(conds, ctx.space),
-        outcome=_outcome(agree, class_names),
+        rule=describe_rule(conds, target.space),
+        outcome=_outcome(agree, target.class_names),
         precision=float(mean[0]),
         precision_lower=float(lower[0]),
         coverage=search.coverage(rule),
@@ -193,8 +160,6 @@ def anchor_explain_with(
 def _outcome(agree: Agreement, class_names: tuple[str, str]) -> str:
     if agree.tolerance is not None:
         return f"prediction {agree.prediction:,.4g} ± {agree.tolerance:,.2g}"
-    if len(class_names) != 2:
-        raise ExplanationError(f"class_names needs two labels, got {class_names!r}")
     return class_names[int(agree.prediction >= agree.threshold)]
 
 
@@ -205,7 +170,7 @@ class _Search:
         self, ctx: AnchorContext, x: FloatArray, agree: Agreement, rng: np.random.Generator
     ) -> None:
         self.ctx, self.x, self.agree, self.rng = ctx, x, agree, rng
-        self.preds = candidate_predicates(x, ctx.edges, ctx.space.categorical)
+        self.preds = candidate_predicates(x, ctx.edges, ctx.target.space.categorical)
         cols = [p.holds(ctx.coverage_rows) for p in self.preds]
         self.holds = np.column_stack(cols) if cols else np.ones((len(ctx.coverage_rows), 0), bool)
         self.n: dict[Rule, float] = {}
@@ -220,7 +185,8 @@ class _Search:
         if not rules:
             return np.zeros(0)
         Z = np.vstack([self.ctx.sampler.sample(self._conds(r), self.x, n, self.rng) for r in rules])
-        hits = self.agree(call_model(self.ctx.predict_fn, Z)).reshape(len(rules), n).sum(axis=1)
+        y = call_model(self.ctx.target.predict_fn, Z)
+        hits = self.agree(y).reshape(len(rules), n).sum(axis=1)
         for r, h in zip(rules, hits, strict=True):
             self.n[r] = self.n.get(r, 0.0) + n
             self.pos[r] = self.pos.get(r, 0.0) + float(h)

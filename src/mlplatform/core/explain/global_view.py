@@ -15,9 +15,9 @@ from typing import Literal
 import numpy as np
 
 from mlplatform.core.explain.lime import LimeExplanation
+from mlplatform.core.explain.target import ExplainTarget
 from mlplatform.core.explain.tree import SurrogateTree, fit_tree
-from mlplatform.core.explain.types import FloatArray, PredictFn, Task, call_model
-from mlplatform.core.space import FeatureSpace
+from mlplatform.core.explain.types import FloatArray, Task, call_model
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,20 +38,14 @@ class GlobalView:
 
 
 def global_view(
-    predict_fn: PredictFn,
-    explanations: Sequence[LimeExplanation],
-    background: FloatArray,
-    space: FeatureSpace,
-    task: Task,
-    *,
-    threshold: float = 0.5,
-    max_depth: int = 3,
+    target: ExplainTarget, explanations: Sequence[LimeExplanation], *, max_depth: int = 3
 ) -> GlobalView:
-    """Importances from ``explanations`` and a tree fitted on background rows (n_bg, d)."""
+    """Importances from ``explanations`` and a tree fitted on the background rows (n_bg, d)."""
     importance = np.mean(np.stack([np.abs(e.coefficients) for e in explanations]), axis=0)
-    y = call_model(predict_fn, background)
-    tree = fit_tree(background, y, space, max_depth=max_depth, min_leaf=_min_leaf(y.size))
-    fidelity, metric = tree_fidelity(tree.predict(background), y, task, threshold)
+    B, space = target.background, target.space
+    y = call_model(target.predict_fn, B)
+    tree = fit_tree(B, y, space, max_depth=max_depth, min_leaf=_min_leaf(y.size))
+    fidelity, metric = tree_fidelity(tree.predict(B), y, target.task, target.threshold)
     return GlobalView(space.names, importance, tree, tree.rules(space), fidelity, metric)
 
 

@@ -43,7 +43,6 @@ from mlplatform.core.explain.neighbourhood import (
     sample_neighbourhood,
     sample_shared,
     shared_neighbourhood_moments,
-    summarize_background,
 )
 from mlplatform.core.explain.surrogate import (
     Moments,
@@ -53,13 +52,12 @@ from mlplatform.core.explain.surrogate import (
     ridge_fit,
     weighted_r2,
 )
+from mlplatform.core.explain.target import ExplainTarget
 from mlplatform.core.explain.types import (
     BoolArray,
     FloatArray,
     PredictFn,
-    Task,
     call_model,
-    check_background,
     check_rows,
     kernel_width,
 )
@@ -128,11 +126,8 @@ class LimeExplanation:
 
 
 def lime_explain_batch(
-    predict_fn: PredictFn,
+    target: ExplainTarget,
     rows: FloatArray,
-    background: FloatArray,
-    space: FeatureSpace,
-    task: Task,
     cfg: ExplainConfig,
     rng: np.random.Generator,
     *,
@@ -141,34 +136,29 @@ def lime_explain_batch(
 ) -> tuple[LimeExplanation, ...]:
     """Explain every row of ``rows`` (R, d) with one model call on R·cfg.num_samples samples.
 
-    ``background``: (n_bg, d) encoded training rows; ``shared_noise``: one noise draw for
+    Neighbourhoods come from ``target.background``; ``shared_noise``: one noise draw for
     the batch (module docstring). Raises DataError for invalid rows and ExplanationError
-    for an empty background or ``cfg.num_features`` > d.
+    for ``cfg.num_features`` > d.
     """
-    X = check_rows(rows, space, cfg)
-    bg = summarize_background(check_background(background, space), space)
-    return explain_prepared(
-        predict_fn, X, bg, space, task, cfg, rng, target_class, shared_noise=shared_noise
-    )
+    X = check_rows(rows, target.space, cfg)
+    return explain_prepared(target, X, cfg, rng, target_class, shared_noise=shared_noise)
 
 
 def explain_prepared(
-    predict_fn: PredictFn,
+    target: ExplainTarget,
     X: FloatArray,
-    bg: Background,
-    space: FeatureSpace,
-    task: Task,
     cfg: ExplainConfig,
     rng: np.random.Generator,
     target_class: int = 1,
     *,
     shared_noise: bool = False,
 ) -> tuple[LimeExplanation, ...]:
-    """:func:`lime_explain_batch` for already validated rows X: (R, d) and background.
+    """:func:`lime_explain_batch` for already validated rows X: (R, d).
 
     Independent neighbourhoods per row unless ``shared_noise``.
     """
-    label = int(target_class) if task == "classification" else None
+    bg, predict_fn = target.background_summary, target.predict_fn
+    label = int(target_class) if target.task == "classification" else None
     width = kernel_width(cfg, X.shape[1])
     if shared_noise:
         snb = sample_shared(X, bg, cfg.num_samples, rng)
@@ -178,7 +168,7 @@ def explain_prepared(
         y = _targets(predict_fn, nb.Z, label)
         m = neighbourhood_moments(nb, X, y, kernel_weights(nb.d2, width), bg)
     fit = _fit(m, X, bg, cfg, width, label)
-    return tuple(_package(fit, r, X, bg, space, cfg) for r in range(X.shape[0]))
+    return tuple(_package(fit, r, X, bg, target.space, cfg) for r in range(X.shape[0]))
 
 
 def _targets(predict_fn: PredictFn, Z: FloatArray, label: int | None) -> FloatArray:

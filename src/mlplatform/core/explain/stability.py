@@ -20,8 +20,8 @@ import numpy as np
 from mlplatform.config import ExplainConfig
 from mlplatform.core.explain.lime import LimeExplanation, explain_prepared
 from mlplatform.core.explain.neighbourhood import Background, kernel_weights, sample_neighbourhood
-from mlplatform.core.explain.types import FloatArray, PredictFn, Task, call_model
-from mlplatform.core.space import FeatureSpace
+from mlplatform.core.explain.target import ExplainTarget
+from mlplatform.core.explain.types import FloatArray, PredictFn, call_model
 
 _TINY = 1e-12
 
@@ -112,24 +112,18 @@ class StabilityRun:
 
 
 def lime_stability(
-    predict_fn: PredictFn,
-    X: FloatArray,
-    bg: Background,
-    space: FeatureSpace,
-    task: Task,
-    cfg: ExplainConfig,
-    rng: np.random.Generator,
+    target: ExplainTarget, X: FloatArray, cfg: ExplainConfig, rng: np.random.Generator
 ) -> StabilityRun:
-    """Explain rows X: (R, d) S times and S perturbed copies, in one model call.
+    """Explain validated rows X: (R, d) S times and S perturbed copies, in one model call.
 
     The first of the S explanations of each row is its reported explanation.
     """
-    R, S = X.shape[0], cfg.stability_seeds
+    R, S, numeric = X.shape[0], cfg.stability_seeds, target.background_summary.numeric
     noisy = np.repeat(X, S, axis=0)
-    noisy[:, bg.numeric] += rng.normal(0.0, cfg.perturbation_scale, (R * S, bg.numeric.size))
+    noisy[:, numeric] += rng.normal(0.0, cfg.perturbation_scale, (R * S, numeric.size))
     rows = np.concatenate([np.tile(X, (S, 1)), noisy])
-    expl = explain_prepared(predict_fn, rows, bg, space, task, cfg, rng)
-    k = min(cfg.num_features, space.width)
+    expl = explain_prepared(target, rows, cfg, rng)
+    k = min(cfg.num_features, target.space.width)
     by_seed = [expl[r : R * S : R] for r in range(R)]
     by_noise = [expl[R * S + r * S : R * S + (r + 1) * S] for r in range(R)]
     return StabilityRun(

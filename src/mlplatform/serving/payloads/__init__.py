@@ -15,31 +15,21 @@ Example::
     store.add_feedback("r1", 3.7)
     store.window(0, time.time())[["variant", "feature.0", "prediction", "label"]]
 
-Layout: :mod:`.records` (schema, row, errors), :mod:`.store` (:class:`PayloadStore`) and
+Layout: :mod:`.records` (schema, row), :mod:`.store` (:class:`PayloadStore`) and
 :mod:`.decode` (request/response bodies → instances, predictions and per-instance rows).
 """
 
 from mlplatform.serving.payloads.decode import decode_instances, decode_predictions, instance_rows
-from mlplatform.serving.payloads.records import (
-    COLUMNS,
-    SCHEMA,
-    DuplicateRequestError,
-    PayloadLogError,
-    PayloadRecord,
-    UnknownRequestError,
-)
+from mlplatform.serving.payloads.records import COLUMNS, SCHEMA, PayloadRecord
 from mlplatform.serving.payloads.store import Job, PayloadStore, T, connect
 
 __all__ = [
     "COLUMNS",
     "SCHEMA",
-    "DuplicateRequestError",
     "Job",
-    "PayloadLogError",
     "PayloadRecord",
     "PayloadStore",
     "T",
-    "UnknownRequestError",
     "connect",
     "decode_instances",
     "decode_predictions",

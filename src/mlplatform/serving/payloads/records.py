@@ -1,12 +1,9 @@
 """What the payload log stores: the ``payloads``/``feedback`` schema, one row as
-:class:`PayloadRecord`, and the errors of writing it."""
+:class:`PayloadRecord` (its errors are in :mod:`mlplatform.errors`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
-
-from mlplatform.errors import PlatformError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS payloads (
@@ -19,25 +16,6 @@ CREATE TABLE IF NOT EXISTS feedback (
     request_id TEXT NOT NULL, ts REAL NOT NULL, label TEXT, PRIMARY KEY (request_id, ts)
 );
 """
-
-
-class PayloadLogError(PlatformError):
-    """The payload log could not store a row (closed store, disk full, locked file)."""
-
-
-class UnknownRequestError(PayloadLogError):
-    """Feedback names request ids that are not in the payload log."""
-
-    def __init__(self, missing: Sequence[str]) -> None:
-        self.missing = list(missing)
-        super().__init__(
-            f"unknown request id(s) {self.missing}: not in the payload log "
-            "(use the x-request-id header of the prediction's response)"
-        )
-
-
-class DuplicateRequestError(PayloadLogError):
-    """A request id was logged twice; request ids must be unique."""
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,9 @@ from typing import Any, TypeVar
 import orjson
 import pandas as pd
 
+from mlplatform.errors import DuplicateRequestError, PayloadLogError, UnknownRequestError
 from mlplatform.serving.payloads.decode import instance_rows
-from mlplatform.serving.payloads.records import (
-    COLUMNS,
-    SCHEMA,
-    DuplicateRequestError,
-    PayloadLogError,
-    PayloadRecord,
-    UnknownRequestError,
-)
+from mlplatform.serving.payloads.records import COLUMNS, SCHEMA, PayloadRecord
 
 T = TypeVar("T")
 

@@ -20,7 +20,7 @@ Every inference request, including those the router rejects (400/404/409/413, ``
 NULL), is in the payload log before its response is sent.
 
 Layout: :mod:`.settings` (:class:`RouterSettings`), :mod:`.messages` (:class:`Call`,
-:class:`Reply`, :class:`RouterError`, parsing bodies and headers), :mod:`.canary`
+:class:`Reply`, :func:`error_reply`, parsing bodies and headers), :mod:`.canary`
 (:class:`CanaryRouter`), :mod:`.app` (:func:`create_app`) and :mod:`.cli` (:func:`main`).
 """
 
@@ -32,7 +32,8 @@ from mlplatform.serving.router.messages import (
     VARIANT_HEADER,
     Call,
     Reply,
-    RouterError,
+    error_reply,
+    error_response,
     json_response,
     parse_feedback,
 )
@@ -45,9 +46,10 @@ __all__ = [
     "CanaryRouter",
     "Handler",
     "Reply",
-    "RouterError",
     "RouterSettings",
     "create_app",
+    "error_reply",
+    "error_response",
     "json_response",
     "main",
     "parse_feedback",

@@ -12,24 +12,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mlplatform.config import PlatformConfig, as_percent
+from mlplatform.errors import PlatformError, RequestError
 from mlplatform.serving.router.canary import CanaryRouter
-from mlplatform.serving.router.messages import RouterError, _json, json_response
+from mlplatform.serving.router.messages import _json, error_response, json_response
 from mlplatform.serving.router.settings import RouterSettings
-from mlplatform.serving.traffic import TrafficError
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _guard(fn: Handler) -> Handler:
-    """Turn RouterError/TrafficError into their JSON error responses."""
+    """Answer platform errors with their status and reason (:func:`error_response`)."""
 
     async def handle(request: Request) -> Response:
         try:
             return await fn(request)
-        except RouterError as exc:
-            return json_response(exc.status, {"error": str(exc)})
-        except TrafficError as exc:
-            return json_response(409, {"error": str(exc)})
+        except PlatformError as exc:
+            return error_response(exc)
 
     return handle
 
@@ -37,7 +36,7 @@ def _guard(fn: Handler) -> Handler:
 async def _admin_body(request: Request) -> dict[str, Any]:
     doc = _json(await request.body() or b"{}")
     if not isinstance(doc, dict):
-        raise RouterError(400, "expected a JSON object")
+        raise RequestError("expected a JSON object")
     return doc
 
 
@@ -49,9 +48,10 @@ def _admin_routes(router: CanaryRouter) -> list[Route]:
         return Response(router.prometheus.exposition(), media_type="text/plain; version=0.0.4")
 
     async def traffic(request: Request) -> Response:
-        percent = (await _admin_body(request)).get("canary_percent")
-        if not isinstance(percent, int) or isinstance(percent, bool) or not 0 <= percent <= 100:
-            raise RouterError(400, f"canary_percent must be an integer in 0..100, got {percent!r}")
+        try:
+            percent = as_percent((await _admin_body(request)).get("canary_percent"))
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
         router.routing = router.routing.with_percent(percent)
         return json_response(200, {"canary_percent": percent})
 
@@ -59,7 +59,7 @@ def _admin_routes(router: CanaryRouter) -> list[Route]:
         doc = await _admin_body(request)
         url, version, percent = doc.get("url"), doc.get("version"), doc.get("canary_percent", 0)
         if not isinstance(url, str) or not isinstance(percent, int):
-            raise RouterError(400, 'expected {"url": "http://host:port", "version": "3"}')
+            raise RequestError('expected {"url": "http://host:port", "version": "3"}')
         router.attach(url, None if version is None else str(version), percent)
         return json_response(200, {"canary": {"url": url, "version": version}})
 
@@ -91,9 +91,12 @@ def _admin_routes(router: CanaryRouter) -> list[Route]:
     ]
 
 
-def create_app(settings: RouterSettings, rng: random.Random | None = None) -> Starlette:
-    """The router as an ASGI app; the payload log and HTTP client open at startup."""
-    router = CanaryRouter(settings, rng)
+def create_app(
+    cfg: PlatformConfig, settings: RouterSettings, rng: random.Random | None = None
+) -> Starlette:
+    """The router for ``cfg`` (model name, ``serve`` section) with this process's upstreams,
+    as an ASGI app; the payload log and HTTP client open at startup."""
+    router = CanaryRouter(cfg, settings, rng)
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]

@@ -12,29 +12,36 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mlplatform.errors import PlatformError
+from mlplatform.config import PlatformConfig
+from mlplatform.errors import (
+    BodyTooLargeError,
+    ExplainerNotConfiguredError,
+    PlatformError,
+    RequestError,
+    RouterNotStartedError,
+    TooManyInstancesError,
+    TrafficError,
+    UnknownModelError,
+    UpstreamError,
+)
 from mlplatform.serving.metrics import (
     PrometheusMetrics,
     RecentPredictions,
     VariantMetrics,
     abs_errors,
 )
-from mlplatform.serving.payloads import (
-    DuplicateRequestError,
-    PayloadStore,
-    UnknownRequestError,
-    decode_predictions,
-)
+from mlplatform.serving.payloads import PayloadStore, decode_predictions
 from mlplatform.serving.router.messages import (
     FORWARDED_HEADERS,
     VARIANT_HEADER,
     Call,
     Reply,
-    RouterError,
     _count,
     _reason,
     _request_id,
     _version,
+    error_reply,
+    error_response,
     json_response,
     parse_feedback,
 )
@@ -43,16 +50,22 @@ from mlplatform.serving.traffic import Routing, Upstream, drain
 
 
 class CanaryRouter:
-    """State and behaviour of the router; :func:`create_app` maps the HTTP routes onto it."""
+    """State and behaviour of the router; :func:`create_app` maps the HTTP routes onto it.
 
-    def __init__(self, settings: RouterSettings, rng: random.Random | None = None) -> None:
-        self.settings = settings
+    ``cfg`` gives the model name and every setting (its ``serve`` section); ``settings`` the
+    upstreams this process starts with.
+    """
+
+    def __init__(
+        self, cfg: PlatformConfig, settings: RouterSettings, rng: random.Random | None = None
+    ) -> None:
+        self.model_name, self.serve, self.settings = cfg.model_name, cfg.serve, settings
         self.rng = rng or random.Random()
         stable = Upstream(settings.stable_url, settings.stable_version)
         self.routing = Routing(stable)
         if settings.canary_url:
             self.routing = self.routing.attached(
-                settings.canary_url, settings.canary_version, settings.canary_percent
+                settings.canary_url, settings.canary_version, self.serve.canary_percent
             )
         self.prometheus = PrometheusMetrics()
         self.recent = RecentPredictions()
@@ -62,9 +75,9 @@ class CanaryRouter:
         self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        self._store = PayloadStore(self.settings.payload_db)
+        self._store = PayloadStore(self.serve.payload_db)
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-        self._client = httpx.AsyncClient(timeout=self.settings.timeout_seconds, limits=limits)
+        self._client = httpx.AsyncClient(timeout=self.serve.upstream_timeout_seconds, limits=limits)
 
     async def stop(self) -> None:
         if self._client is not None:
@@ -75,11 +88,11 @@ class CanaryRouter:
     @property
     def store(self) -> PayloadStore:
         if self._store is None:
-            raise RouterError(503, "router is not started")
+            raise RouterNotStartedError("router is not started")
         return self._store
 
     def _fresh_metrics(self) -> dict[str, VariantMetrics]:
-        return {v: VariantMetrics(self.settings.reservoir_size) for v in ("stable", "canary")}
+        return {v: VariantMetrics(self.serve.reservoir_size) for v in ("stable", "canary")}
 
     def _switch(self, routing: Routing) -> None:
         """New topology in one assignment; statistics restart for both variants."""
@@ -97,8 +110,8 @@ class CanaryRouter:
             pin = self._pin(request)
             if endpoint == "explain":
                 return await self._explain(call)
-        except RouterError as exc:
-            return await self._respond(call, None, None, Reply.error(exc.status, str(exc)))
+        except PlatformError as exc:
+            return await self._respond(call, None, None, error_reply(exc))
         return await self._route(call, pin)
 
     async def _route(self, call: Call, pin: str | None) -> Response:
@@ -118,7 +131,7 @@ class CanaryRouter:
         return await self._respond(call, variant, upstream.version or _version(reply), reply)
 
     def _may_retry(self, failed: Upstream) -> bool:
-        return self.settings.retry_canary_on_stable and self.routing.stable is not failed
+        return self.serve.retry_canary_on_stable and self.routing.stable is not failed
 
     async def _forward(self, up: Upstream, call: Call) -> Reply:
         assert self._client is not None
@@ -133,7 +146,7 @@ class CanaryRouter:
             )
         except httpx.HTTPError as exc:
             reason = f"upstream {up.url} unavailable: {type(exc).__name__}: {exc}"
-            return Reply.error(503, reason, time.perf_counter() - t0)
+            return error_reply(UpstreamError(reason), time.perf_counter() - t0)
         finally:
             up.inflight -= 1
         reply = Reply(resp.status_code, resp.content, dict(resp.headers), time.perf_counter() - t0)
@@ -153,7 +166,9 @@ class CanaryRouter:
 
     async def _explain(self, call: Call) -> Response:
         if self.settings.explainer_url is None:
-            raise RouterError(404, "no explainer is configured for this router (--explainer-url)")
+            raise ExplainerNotConfiguredError(
+                "no explainer is configured for this router (--explainer-url)"
+            )
         reply = await self._forward(Upstream(self.settings.explainer_url), call)
         return await self._respond(call, "explainer", _version(reply), reply)
 
@@ -167,31 +182,30 @@ class CanaryRouter:
         written = self.store.log_async(call.record(variant, version, reply))
         try:
             await asyncio.shield(asyncio.wrap_future(written))  # logged even if the client left
-        except DuplicateRequestError as exc:
-            return json_response(409, {"error": str(exc)}, headers)
-        except PlatformError as exc:
-            return json_response(500, {"error": f"payload log write failed: {exc}"}, headers)
+        except PlatformError as exc:  # a repeated request id (409), a failed write (500)
+            return error_response(exc, headers)
         media = reply.headers.get("content-type", "application/json")
         return Response(reply.content, reply.status, headers, media_type=media)
 
     # -- checks on the request -----------------------------------------------------------
     async def _read_body(self, request: Request) -> bytes:
-        limit = self.settings.max_body_bytes
+        limit = self.serve.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise RouterError(413, f"body of {declared} bytes exceeds serve.max_body_bytes={limit}")
+            reason = f"body of {declared} bytes exceeds serve.max_body_bytes={limit}"
+            raise BodyTooLargeError(reason)
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise RouterError(413, f"body exceeds serve.max_body_bytes={limit}")
+                raise BodyTooLargeError(f"body exceeds serve.max_body_bytes={limit}")
             chunks.append(chunk)
         return b"".join(chunks)
 
     def _check_model(self, name: str) -> None:
-        if name != self.settings.model_name:
-            served = self.settings.model_name
-            raise RouterError(404, f"unknown model {name!r}; this router serves {served!r}")
+        if name != self.model_name:
+            served = self.model_name
+            raise UnknownModelError(f"unknown model {name!r}; this router serves {served!r}")
 
     def _check_payload(self, name: str, body: bytes, endpoint: str) -> int:
         """Model name, JSON shape and instance count; returns the number of instances."""
@@ -199,31 +213,28 @@ class CanaryRouter:
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise RouterError(400, f"malformed JSON: {exc}") from None
+            raise RequestError(f"malformed JSON: {exc}") from None
         key = "inputs" if endpoint == "infer" else "instances"
         if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
-            raise RouterError(400, f'expected a JSON object with an "{key}" list')
+            raise RequestError(f'expected a JSON object with an "{key}" list')
         n = _count(doc[key], endpoint)
-        if n > self.settings.max_instances:
-            limit = self.settings.max_instances
-            raise RouterError(413, f"{n} instances exceed serve.max_instances={limit}")
+        if n > self.serve.max_instances:
+            limit = self.serve.max_instances
+            raise TooManyInstancesError(f"{n} instances exceed serve.max_instances={limit}")
         return n
 
     def _pin(self, request: Request) -> str | None:
         pin = request.headers.get(VARIANT_HEADER)
         if pin is not None and pin not in ("stable", "canary"):
-            raise RouterError(400, f"{VARIANT_HEADER} must be 'stable' or 'canary', got {pin!r}")
+            raise RequestError(f"{VARIANT_HEADER} must be 'stable' or 'canary', got {pin!r}")
         if pin == "canary" and self.routing.canary is None:
-            raise RouterError(409, "no canary is attached; cannot pin 'canary'")
+            raise TrafficError("no canary is attached; cannot pin 'canary'")
         return pin
 
     # -- feedback, metadata --------------------------------------------------------------
     async def feedback(self, request: Request) -> Response:
         items = parse_feedback(await request.body())
-        try:
-            await asyncio.to_thread(self.store.add_feedback_many, items)
-        except UnknownRequestError as exc:
-            return json_response(404, {"error": str(exc), "unknown": exc.missing})
+        await asyncio.to_thread(self.store.add_feedback_many, items)  # unknown ids: 404
         for rid, label in items:
             seen = self.recent.get(rid)
             if seen is not None and seen[1] == self.generation:
@@ -244,7 +255,7 @@ class CanaryRouter:
         r = self.routing
         sections = {"stable": r.stable, "canary": r.canary}
         doc: dict[str, Any] = {
-            "model": self.settings.model_name,
+            "model": self.model_name,
             "canary_percent": r.canary_percent,
             "generation": self.generation,
         }
@@ -266,4 +277,4 @@ class CanaryRouter:
         return {"stable": routing.stable.describe(), "drained": await self._drain(retired)}
 
     async def _drain(self, retired: Upstream | None) -> bool:
-        return await drain(retired, self.settings.drain_seconds)
+        return await drain(retired, self.serve.drain_seconds)

@@ -1,4 +1,8 @@
-"""``python -m mlplatform.serving.router``: parse the flags, load the config, run uvicorn."""
+"""``python -m mlplatform.serving router``: parse the flags, load the config, run uvicorn.
+
+The flags are this process's wiring (upstream URLs and versions, bind address); every other
+setting is in the config's ``serve`` section (``MLPLATFORM__SERVE__<FIELD>`` overrides it).
+"""
 
 from __future__ import annotations
 
@@ -22,26 +26,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--explainer-url", help="Explainer, http://host:port.")
     p.add_argument("--stable-version", help="Registry version served by stable.")
     p.add_argument("--canary-version", help="Registry version served by the canary.")
-    p.add_argument(
-        "--canary-percent", type=int, help="Initial canary share (serve.canary_percent)."
-    )
-    p.add_argument("--payload-db", type=Path, help="SQLite payload log (serve.payload_db).")
-    p.add_argument("--host", help="Bind address (serve.host).")
-    p.add_argument("--port", type=int, help="Port (serve.router_port).")
+    p.add_argument("--host", help="Bind address (default: serve.host).")
+    p.add_argument("--port", type=int, help="Port (default: serve.router_port).")
     args = p.parse_args(argv)
     try:
         cfg = load_config(args.config)
     except PlatformError as exc:
         raise SystemExit(f"error: {exc}") from None
-    names = (
-        "canary_url",
-        "explainer_url",
-        "stable_version",
-        "canary_version",
-        "canary_percent",
-        "payload_db",
-    )
-    given = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    app = create_app(RouterSettings.from_config(cfg, args.stable_url, **given))
+    wiring = ("stable_url", "canary_url", "explainer_url", "stable_version", "canary_version")
+    app = create_app(cfg, RouterSettings(**{k: getattr(args, k) for k in wiring}))
     host, port = args.host or cfg.serve.host, args.port or cfg.serve.router_port
     uvicorn.run(app, host=host, port=port, access_log=False)  # the payload log has every request

@@ -1,5 +1,6 @@
 """One request through the router (:class:`Call`), an upstream's answer (:class:`Reply`), the
-router's own errors, and parsing what clients and upstreams send."""
+one translation of platform errors into answers (:func:`error_reply`), and parsing what
+clients and upstreams send."""
 
 from __future__ import annotations
 
@@ -12,19 +13,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mlplatform.errors import PlatformError
+from mlplatform.errors import PlatformError, RequestError, UnknownRequestError
 from mlplatform.serving.payloads import PayloadRecord
 
 VARIANT_HEADER = "x-mlplatform-variant"
 FORWARDED_HEADERS = ("content-type", "accept", "traceparent")
-
-
-class RouterError(PlatformError):
-    """A request the router answers itself: HTTP ``status`` with the reason."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        self.status = status
-        super().__init__(reason)
 
 
 @dataclass
@@ -73,9 +66,20 @@ class Reply:
     def failed(self) -> bool:
         return self.status >= 500
 
-    @classmethod
-    def error(cls, status: int, reason: str, seconds: float = 0.0) -> Reply:
-        return cls(status, orjson.dumps({"error": reason}), {}, seconds, reason)
+
+def error_reply(exc: PlatformError, seconds: float = 0.0) -> Reply:
+    """The router's and sink's one translation of an error: the class's HTTP ``status`` and
+    ``{"error": reason}`` (plus the ``unknown`` ids of an :class:`UnknownRequestError`)."""
+    doc: dict[str, Any] = {"error": str(exc)}
+    if isinstance(exc, UnknownRequestError):
+        doc["unknown"] = exc.missing
+    return Reply(exc.status, orjson.dumps(doc), {}, seconds, str(exc))
+
+
+def error_response(exc: PlatformError, headers: dict[str, str] | None = None) -> Response:
+    """:func:`error_reply` as a JSON response (for answers that skip the payload log)."""
+    reply = error_reply(exc)
+    return Response(reply.content, reply.status, headers, media_type="application/json")
 
 
 def json_response(status: int, doc: Any, headers: dict[str, str] | None = None) -> Response:
@@ -86,7 +90,7 @@ def _request_id(request: Request) -> str | None:
     """The client's ``x-request-id`` (at most 200 characters), or None when not sent."""
     rid = request.headers.get("x-request-id") or None
     if rid is not None and len(rid) > 200:
-        raise RouterError(400, f"x-request-id has {len(rid)} characters; at most 200")
+        raise RequestError(f"x-request-id has {len(rid)} characters; at most 200")
     return rid
 
 
@@ -96,7 +100,7 @@ def _count(rows: list[Any], endpoint: str) -> int:
         return len(rows)
     shape = rows[0].get("shape") if rows and isinstance(rows[0], dict) else None
     if not isinstance(shape, list) or not shape or not isinstance(shape[0], int):
-        raise RouterError(400, 'each of "inputs" needs "name", "shape", "datatype" and "data"')
+        raise RequestError('each of "inputs" needs "name", "shape", "datatype" and "data"')
     return shape[0]
 
 
@@ -104,15 +108,13 @@ def parse_feedback(body: bytes) -> list[tuple[str, Any]]:
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise RouterError(400, f"malformed JSON: {exc}") from None
+        raise RequestError(f"malformed JSON: {exc}") from None
     docs = doc if isinstance(doc, list) else [doc]
     ok = all(
         isinstance(d, dict) and isinstance(d.get("request_id"), str) and "label" in d for d in docs
     )
     if not docs or not ok:
-        raise RouterError(
-            400, 'feedback is {"request_id": "...", "label": value} or a list of them'
-        )
+        raise RequestError('feedback is {"request_id": "...", "label": value} or a list of them')
     return [(d["request_id"], d["label"]) for d in docs]
 
 

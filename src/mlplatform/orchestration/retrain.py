@@ -1,0 +1,145 @@
+"""The retrain trigger: each drift alert starts at most one training pipeline run.
+
+    open alert ──claim (lease)──▶ claimed ──start run──▶ run_started(run id) ──▶ resolved(version)
+
+Exactly once, even when the trigger re-runs or crashes midway:
+
+* a crash after the alert is written but before a run starts leaves it ``claimed``; when the
+  lease (``monitor.claim_lease_seconds``) expires another trigger re-claims it and starts the run;
+* a crash after the run registered its model but before the trigger recorded it is recovered
+  from the registry: the run tags its version with ``lineage.trigger = alert-<id>``, so the
+  trigger records that version instead of starting a second run (on the cluster, the KFP run
+  is named ``alert-<id>`` and looked up by name the same way).
+
+The run id links the alert to the resulting model version's lineage (``mlplatform lineage``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from mlplatform.config import PlatformConfig
+from mlplatform.errors import PlatformError
+from mlplatform.monitoring.alert_store import AlertStore
+
+Backend = Literal["local", "kfp"]
+#: (config, trigger name) → (run id, registered version or None while the run is pending).
+Starter = Callable[[PlatformConfig, str], tuple[str, str | None]]
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    alert_id: int
+    action: Literal["started", "recovered", "failed"]
+    run_id: str | None
+    version: str | None
+    message: str
+
+
+def trigger_name(alert_id: int) -> str:
+    return f"alert-{alert_id}"
+
+
+def version_for_trigger(cfg: PlatformConfig, trigger: str) -> str | None:
+    """The model version a run for ``trigger`` registered, if any (crash recovery)."""
+    from mlplatform.registry.mlflow_registry import Registry
+
+    for info in Registry(cfg.registry).versions(cfg.model_name):
+        if info.tags.get("lineage.trigger") == trigger:
+            return info.version
+    return None
+
+
+def local_starter(pipeline: Path | None, base: Path, log: Path | None = None) -> Starter:
+    """Start the compiled pipeline with kfp.local (blocks until it finishes); task logs go to
+    ``log`` when given."""
+
+    def start(cfg: PlatformConfig, trigger: str) -> tuple[str, str | None]:
+        from mlplatform.orchestration.runner import run_local
+
+        run = run_local(cfg, pipeline, base, trigger=trigger, log=log)
+        return run.run_dir.name, run.version
+
+    return start
+
+
+def kfp_starter(host: str) -> Starter:
+    """Start a run of the uploaded pipeline through the KFP API, named after the trigger."""
+
+    def start(cfg: PlatformConfig, trigger: str) -> tuple[str, str | None]:
+        import kfp
+
+        from mlplatform.orchestration.training_pipeline import compiled_pipeline
+
+        client = kfp.Client(host=host)
+        found = client.list_runs(page_size=1, filter=_name_filter(trigger)).runs
+        if found:  # started before a crash: never a second run
+            return str(found[0].run_id), None
+        run = client.create_run_from_pipeline_package(
+            str(compiled_pipeline()),
+            arguments={"config_json": cfg.to_json(), "trigger": trigger},
+            run_name=trigger,
+            experiment_name=f"{cfg.model_name}-retrain",
+        )
+        return str(run.run_id), None
+
+    return start
+
+
+def _name_filter(name: str) -> str:
+    import json
+
+    return json.dumps(
+        {"predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": name}]}
+    )
+
+
+def retrain_pending(
+    cfg: PlatformConfig, start: Starter, owner: str | None = None, now: float | None = None
+) -> list[RetrainOutcome]:
+    """Claim every claimable alert of this model and start (or recover) its one run."""
+    store = AlertStore(cfg.monitor.alert_db, cfg.monitor.claim_lease_seconds)
+    me = owner or f"{socket.gethostname()}:{os.getpid()}"
+    out = []
+    for alert in store.claimable(now):
+        if alert.model == cfg.model_name and store.claim_for_retrain(alert.alert_id, me, now):
+            out.append(_run_for(cfg, store, alert.alert_id, me, start))
+    for alert in store.runs_pending():  # runs started earlier (e.g. on the cluster)
+        version = version_for_trigger(cfg, trigger_name(alert.alert_id))
+        if alert.model == cfg.model_name and version is not None:
+            store.resolve(alert.alert_id, version)
+            out.append(
+                RetrainOutcome(
+                    alert.alert_id,
+                    "recovered",
+                    alert.run_id,
+                    version,
+                    "the run registered its model",
+                )
+            )
+    return out
+
+
+def _run_for(
+    cfg: PlatformConfig, store: AlertStore, alert_id: int, owner: str, start: Starter
+) -> RetrainOutcome:
+    trigger = trigger_name(alert_id)
+    done = version_for_trigger(cfg, trigger)
+    if done is not None:
+        store.record_run(alert_id, f"recovered-{trigger}", owner)
+        store.resolve(alert_id, done)
+        return RetrainOutcome(alert_id, "recovered", None, done, "found the run's model version")
+    try:
+        run_id, version = start(cfg, trigger)
+    except PlatformError as exc:
+        store.record_run(alert_id, f"failed-{trigger}", owner)
+        return RetrainOutcome(alert_id, "failed", None, None, str(exc))
+    store.record_run(alert_id, run_id, owner)
+    if version is not None:
+        store.resolve(alert_id, version)
+    return RetrainOutcome(alert_id, "started", run_id, version, "run started")

@@ -1,0 +1,104 @@
+"""The training pipeline: data → normalize → train_gd → explain → gate → (if passed) register.
+
+Defined in the installed package, so the console script and the retrain trigger can compile
+it anywhere. ``make compile`` (``mlplatform pipeline compile``) writes the repository's
+``pipelines/training_pipeline.yaml`` (the file to upload in the KFP UI) and
+``components/*.yaml``.
+"""
+
+import tempfile
+from pathlib import Path
+
+from kfp import compiler, dsl
+
+from mlplatform.orchestration.components.data import data
+from mlplatform.orchestration.components.explain import explain
+from mlplatform.orchestration.components.gate import gate
+from mlplatform.orchestration.components.normalize import normalize
+from mlplatform.orchestration.components.register import register
+from mlplatform.orchestration.components.train_gd import train_gd
+
+PIPELINE_NAME = "mlplatform-training"
+
+
+def _resources(task: dsl.PipelineTask, cpu: str, memory: str) -> dsl.PipelineTask:
+    return (
+        task.set_cpu_request(cpu)
+        .set_memory_request(memory)
+        .set_cpu_limit("2")
+        .set_memory_limit("4G")
+    )
+
+
+@dsl.pipeline(name=PIPELINE_NAME, description="Train, explain, gate and register one model.")
+def training_pipeline(
+    config_json: str, git_commit: str = "unknown", trigger: str = "manual"
+) -> None:
+    """``config_json``: the model's PlatformConfig as JSON; ``trigger``: who started the run
+    ("manual", or the drift alert id), recorded in the model's lineage."""
+    d = _resources(data(config_json=config_json), "500m", "1G")
+    n = _resources(normalize(config_json=config_json, dataset=d.outputs["dataset"]), "250m", "512M")
+    splits = {k: n.outputs[k] for k in ("train", "val", "test")}
+    t = _resources(
+        train_gd(config_json=config_json, scaler=n.outputs["scaler"], **splits), "1", "2G"
+    )
+    e = _resources(explain(config_json=config_json, model=t.outputs["model"], **splits), "1", "1G")
+    g = _resources(
+        gate(
+            config_json=config_json,
+            metrics_doc=t.outputs["metrics_doc"],
+            quality=e.outputs["quality"],
+            test=n.outputs["test"],
+        ),
+        "250m",
+        "512M",
+    )
+    with dsl.If(g.outputs["Output"] == "true", name="gate-passed"):
+        _resources(
+            register(
+                config_json=config_json,
+                model=t.outputs["model"],
+                metrics_doc=t.outputs["metrics_doc"],
+                quality=e.outputs["quality"],
+                gate_report=g.outputs["report"],
+                loss_curve=t.outputs["loss_curve"],
+                explain_report=e.outputs["report"],
+                data_md5=d.outputs["data_md5"],
+                git_commit=git_commit,
+                pipeline_run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                trigger=trigger,
+            ),
+            "250m",
+            "512M",
+        )
+
+
+COMPONENTS = {
+    "data": data,
+    "normalize": normalize,
+    "train_gd": train_gd,
+    "explain": explain,
+    "gate": gate,
+    "register": register,
+}
+
+
+def compile_pipeline(path: Path) -> Path:
+    """Write the pipeline's IR YAML (what the KFP UI and ``kfp.local`` load) to ``path``."""
+    compiler.Compiler().compile(training_pipeline, str(path))
+    return path
+
+
+def compiled_pipeline() -> Path:
+    """The pipeline compiled into a fresh temporary folder (for runs started from code)."""
+    return compile_pipeline(Path(tempfile.mkdtemp(prefix="mlplatform-pipeline-")) / "p.yaml")
+
+
+def compile_components(folder: Path) -> list[Path]:
+    """Each component as a reusable YAML (``kfp.components.load_component_from_file``)."""
+    paths = []
+    for name, component in COMPONENTS.items():
+        path = folder / f"{name}.yaml"
+        compiler.Compiler().compile(component, str(path))
+        paths.append(path)
+    return paths

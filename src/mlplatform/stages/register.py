@@ -1,0 +1,62 @@
+"""Stage 6, register: log the validated model to MLflow with its lineage; set the aliases."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from mlplatform.config import PlatformConfig
+from mlplatform.errors import GateFailedError
+from mlplatform.stages.io import flat_metrics, read_json
+
+
+def config_hash(cfg: PlatformConfig) -> str:
+    """Short, stable hash of the whole config (recorded with every model version)."""
+    return hashlib.sha256(cfg.to_json().encode()).hexdigest()[:12]
+
+
+def register_step(cfg: PlatformConfig, paths: dict[str, Any], lineage: dict[str, str]) -> str:
+    """Register the validated model as ``challenger`` (also ``champion`` if there is none yet).
+
+    ``paths``: model, metrics, quality, gate (files) and reports (list of files).
+    """
+    from mlplatform.features.definitions import service_name
+    from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry
+
+    gate = read_json(Path(paths["gate"]))
+    if not gate.get("passed"):
+        raise GateFailedError(
+            f"{cfg.model_name}: refusing to register a model that failed the gate"
+        )
+    doc = read_json(Path(paths["metrics"]))
+    quality = read_json(Path(paths["quality"]))
+    reg = Registry(cfg.registry)
+    info = reg.log_and_register(
+        Path(paths["model"]),
+        params=flat_params(cfg),
+        metrics={**flat_metrics(doc), **quality},
+        artifacts=[Path(p) for p in paths["reports"]],
+        lineage={
+            **lineage,
+            "config_hash": config_hash(cfg),
+            "data_path": str(cfg.data_path),
+            "feature_service": service_name(cfg),
+            "validation": json.dumps(gate),
+        },
+    )
+    if reg.by_alias(cfg.model_name, CHAMPION) is None:
+        reg.set_alias(cfg.model_name, CHAMPION, info.version, "first validated version")
+    reg.set_alias(cfg.model_name, CHALLENGER, info.version, "passed the validation gate")
+    return info.version
+
+
+def flat_params(cfg: PlatformConfig) -> dict[str, str]:
+    """Stage parameters as ``section.field`` → value (MLflow params)."""
+    raw = json.loads(cfg.to_json())
+    return {
+        f"{section}.{k}": json.dumps(v)
+        for section in ("data", "normalize", "train", "explain", "gate")
+        for k, v in raw[section].items()
+    }

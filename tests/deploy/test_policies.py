@@ -23,6 +23,7 @@ from k8s_render import (
     pod_labels,
     pod_specs,
     render,
+    selects,
 )
 
 from mlplatform.image import IMAGE
@@ -243,18 +244,6 @@ def policies(docs: tuple[dict, ...]) -> list[dict]:
     return [o for o in docs if o["kind"] == "NetworkPolicy"]
 
 
-def selects(selector: dict, labels: dict[str, str]) -> bool:
-    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
-        return False
-    for expr in selector.get("matchExpressions", []):
-        key, op, vals = expr["key"], expr["operator"], expr.get("values", [])
-        if op == "In" and labels.get(key) not in vals:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-    return True
-
-
 @every_values_file
 def test_ingress_is_denied_by_default_to_every_pod_of_the_release(values_file: str) -> None:
     docs = render(values_file)
@@ -419,10 +408,7 @@ def test_jobs_and_controllers_run_the_contracted_commands(values_file: str) -> N
     (c,) = sink["containers"]
     assert c["command"] == ["python", "-m", "mlplatform.serving", "sink"]
     assert c["args"] == ["--config", f"/etc/mlplatform/{sorted(MODELS)[0]}.yaml", "--port", "8080"]
-    # the sink writes and the monitor reads the same file: serve.payload_db, set once
-    payload_db = {"name": "MLPLATFORM__SERVE__PAYLOAD_DB", "value": "/data/payloads.db"}
-    monitor_job = monitor["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    assert payload_db in c["env"] and payload_db in monitor_job["containers"][0]["env"]
+    # the stores they share (serve.payload_store, monitor.alert_store): tests/deploy/test_stores.py
     assert "/etc/mlplatform" in {m["mountPath"] for m in c["volumeMounts"]}
 
 
@@ -433,8 +419,7 @@ def test_cluster_overrides_reach_every_mlplatform_container(values_file: str) ->
         if not ours(c) or c["name"] == "mlflow":
             continue
         env = {e["name"]: e.get("value") for e in env_of(c)}
-        if c["name"] != "payload-sink":
-            assert env["MLPLATFORM__REGISTRY__TRACKING_URI"] == tracking, where
+        assert env["MLPLATFORM__REGISTRY__TRACKING_URI"] == tracking, where
         assert env["HOME"] == "/tmp", where
         if "transformer" in where or c["name"].startswith("feast"):
             assert env["MLPLATFORM__FEATURE_STORE__STORE_YAML"] == (

@@ -95,7 +95,7 @@ def controller(world: dict) -> RolloutController:
 
 
 def test_load_four_clients_no_errors_no_missing_payload_rows(world: dict) -> None:
-    store = PayloadStore(world["cfg"].serve.payload_db)
+    store = PayloadStore(world["cfg"].serve.payload_store)
     before = store.count()
     with Clients(world["router"], 4) as clients:
         time.sleep(10)

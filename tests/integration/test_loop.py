@@ -20,7 +20,8 @@ def test_the_closed_loop(tmp_path: Path) -> None:
     assert result.versions == {"v1": "1", "v2": "2"}
     assert result.rollout == "promoted" and result.failed_requests == 0
     champion = result.lineage["aliases"]["champion"]  # type: ignore[index]
-    assert champion["version"] == "2" and champion["trigger"] == f"alert-{result.alert_id}"
+    assert champion["version"] == "2"
+    assert champion["trigger"] == f"alert-house-price-{result.alert_id}"
     assert champion["validation"]["passed"] is True
     assert "canary rollout" in champion["alias_reason"]
     alert = AlertStore(tmp_path / "alerts.db").get(result.alert_id)  # type: ignore[arg-type]

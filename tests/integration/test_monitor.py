@@ -17,12 +17,21 @@ from mlplatform.core.alerts import Window
 from mlplatform.core.datasets import house_price_truth
 from mlplatform.core.drift import detect_drift
 from mlplatform.core.training import generate, split_frame
-from mlplatform.errors import DataError, PayloadWindowError
+from mlplatform.errors import (
+    DataError,
+    ModelVersionNotFoundError,
+    PayloadWindowError,
+    ReferenceNotFoundError,
+)
 from mlplatform.monitoring.alert_store import AlertStore
 from mlplatform.monitoring.evidently_report import column_scores, run_preset
 from mlplatform.monitoring.monitor import MonitorResult, reference_frame, run_monitor
 from mlplatform.monitoring.payload_window import frame_window
+from mlplatform.monitoring.reports import read_report
+from mlplatform.registry.mlflow_registry import CHAMPION, Registry
 from mlplatform.serving.payloads import PayloadRecord, PayloadStore
+from mlplatform.stages import generate_data, train_job
+from mlplatform.stages.register import reference_sample
 
 CFG = load_config("configs/house-price.yaml")
 HOUR = 3600.0
@@ -100,7 +109,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         )
         store.log(failed)
         store.log(explain)
-    settings = MonitorConfig(alert_db=tmp / "alerts.db", reports_dir=tmp / "reports")
+    settings = MonitorConfig(
+        alert_store=f"sqlite:///{tmp}/alerts.db", reports_dir=str(tmp / "reports")
+    )
     return {"db": db, "reference": train_val.train, "baseline": baseline, "settings": settings}
 
 
@@ -125,8 +136,8 @@ def test_same_world_raises_nothing(world: dict[str, object]) -> None:
     assert result.health.requests == 301 and result.health.errors == 1  # explain not counted
     assert result.health.error_rate == pytest.approx(1 / 301) and result.healthy
     assert result.model_versions == {"3": 225, "4": 75}
-    assert result.html_path is not None and "<html" in result.html_path.read_text()[:2000].lower()
-    doc = json.loads(result.json_path.read_text())
+    assert result.html_url is not None and "<html" in read_report(result.html_url)[:2000].lower()
+    doc = json.loads(read_report(result.json_url))
     assert doc["alert"] is None and len(doc["data_drift"]["features"]) == 5
 
 
@@ -138,7 +149,7 @@ def test_shifted_world_alerts_exactly_once(world: dict[str, object]) -> None:
         again = _run(world, 1)
         assert again.alert is not None and not again.alert_created
         assert again.alert.alert_id == first.alert.alert_id
-    store = AlertStore(world["settings"].alert_db)  # type: ignore[attr-defined]
+    store = AlertStore(world["settings"].alert_store)  # type: ignore[attr-defined]
     (alert,) = store.alerts(status="open")
     ev = alert.evidence
     assert ev["window"] == {"start": T0 + HOUR, "end": T0 + 2 * HOUR}
@@ -146,14 +157,14 @@ def test_shifted_world_alerts_exactly_once(world: dict[str, object]) -> None:
     assert set(ev["data_drift"]["drifted"]) == set(CFG.feature_names)
     assert all(f["p_value"] < 1e-6 for f in ev["data_drift"]["features"])
     assert ev["concept_drift"]["ratio"] > 1.2
-    assert Path(ev["reports"]["html"]).is_file()
+    assert Path(ev["reports"]["html"]).is_file() and Path(ev["reports"]["json"]).is_file()
 
 
 def test_next_flapping_hour_is_suppressed(world: dict[str, object]) -> None:
     _run(world, 1)
     result = _run(world, 2)
     assert result.alert is not None and result.alert.status == "suppressed"
-    store = AlertStore(world["settings"].alert_db)  # type: ignore[attr-defined]
+    store = AlertStore(world["settings"].alert_store)  # type: ignore[attr-defined]
     assert [a.status for a in store.alerts()] == ["open", "suppressed"]
     assert len(store.claimable()) == 1
 
@@ -161,7 +172,7 @@ def test_next_flapping_hour_is_suppressed(world: dict[str, object]) -> None:
 def test_small_window_is_not_judged(world: dict[str, object], tmp_path: Path) -> None:
     result = _run(world, 5, out_dir=tmp_path)  # no traffic in that hour
     assert result.rows == 0 and result.drift is None and result.concept is None
-    assert any("min_rows" in n for n in result.notes) and result.html_path is None
+    assert any("min_rows" in n for n in result.notes) and result.html_url is None
 
 
 def test_backfill_window_and_argument_checks(world: dict[str, object]) -> None:
@@ -172,9 +183,11 @@ def test_backfill_window_and_argument_checks(world: dict[str, object]) -> None:
 
 
 def test_unhealthy_window(world: dict[str, object], tmp_path: Path) -> None:
-    strict = MonitorConfig(max_error_rate=0.001, html_report=False, alert_db=tmp_path / "a.db")
+    strict = MonitorConfig(
+        max_error_rate=0.001, html_report=False, alert_store=f"sqlite:///{tmp_path}/a.db"
+    )
     result = _run(world, 0, settings=strict, out_dir=tmp_path)
-    assert not result.healthy and result.html_path is None and result.alert is None
+    assert not result.healthy and result.html_url is None and result.alert is None
 
 
 def test_missing_payload_log(world: dict[str, object], tmp_path: Path) -> None:
@@ -201,11 +214,28 @@ def test_positional_instances_and_missing_features() -> None:
         frame_window(frame, ["area_m2", "district"], ["predict"])
 
 
-def test_reference_frame_reads_the_training_split(tmp_path: Path) -> None:
-    cfg = CFG.with_overrides(data={"data_dir": str(tmp_path), "rows": 400})
-    generate(cfg.data).to_parquet(tmp_path / f"{cfg.model_name}.parquet")
-    ref = reference_frame(cfg)
-    assert len(ref) == len(split_frame(cfg, generate(cfg.data)).train)
+def test_reference_frame_is_the_champions_registered_reference(tmp_path: Path) -> None:
+    """The monitor's reference is the sample of the training split logged with the serving
+    champion, read from the registry (no local data file needed)."""
+    cfg = CFG.with_overrides(
+        data={"data_dir": str(tmp_path / "data"), "rows": 400},
+        train={"epochs": 50},
+        artifacts_dir=str(tmp_path / "artifacts"),  # type: ignore[arg-type]
+        registry={"tracking_uri": f"sqlite:///{tmp_path}/m.db", "artifact_root": str(tmp_path)},
+    )
+    with pytest.raises(ModelVersionNotFoundError, match="no version with alias 'champion'"):
+        reference_frame(cfg)
+    data = generate_data(cfg)
+    sample = reference_sample(cfg, split_frame(cfg, pd.read_parquet(data)).train)
+    reg = Registry(cfg.registry)
+    model = train_job(cfg, data).files["model"]
+    reg.set_alias(cfg.model_name, CHAMPION, reg.log_and_register(model, {}, {}, [], {}).version)
+    with pytest.raises(ReferenceNotFoundError, match="version 1 has no drift reference"):
+        reference_frame(cfg)
+    version = reg.log_and_register(model, {}, {}, [], {}, reference=sample).version
+    reg.set_alias(cfg.model_name, CHAMPION, version)
+    data.unlink()  # as in a monitor pod: no data file
+    pd.testing.assert_frame_equal(reference_frame(cfg), sample)
 
 
 # -- our statistics against Evidently's ------------------------------------------------------------

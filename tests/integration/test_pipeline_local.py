@@ -5,14 +5,17 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from kfp import compiler, local
 
 from mlplatform.config import PlatformConfig, load_config
+from mlplatform.core.training import split_frame
 from mlplatform.errors import PipelineRunError
 from mlplatform.orchestration.runner import quiet_local_runner, run_local
 from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry, lineage_document
 from mlplatform.stages import generate_data
+from mlplatform.stages.register import reference_sample
 from mlplatform.versioning import data_version
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +59,9 @@ def test_run_registers_with_lineage_then_reproduces(workspace: Path) -> None:
     assert champion["validation"]["passed"] is True
     assert champion["trigger"] == "manual"
     assert len(champion["git_commit"]) >= 40
+    train = split_frame(cfg, pd.read_parquet(workspace / "data/credit-risk.parquet")).train
+    reference = reg.reference("credit-risk", CHAMPION)  # the register task logged it
+    pd.testing.assert_frame_equal(reference, reference_sample(cfg, train))
 
     second = run_local(cfg, pipeline, base=ROOT)  # unchanged data: same model, same metrics
     assert second.version == "2"

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from mlplatform.config import RegistryConfig, load_config
-from mlplatform.errors import ModelVersionNotFoundError
+from mlplatform.core.training import split_frame
+from mlplatform.errors import ModelVersionNotFoundError, ReferenceNotFoundError
 from mlplatform.registry.mlflow_registry import (
     CHALLENGER,
     CHAMPION,
@@ -17,6 +18,7 @@ from mlplatform.registry.mlflow_registry import (
     lineage_document,
 )
 from mlplatform.stages import generate_data, train_job
+from mlplatform.stages.register import reference_sample
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +68,30 @@ def test_register_alias_load_and_lineage(tmp_path: Path, trained: tuple[Path, Pa
     assert doc["aliases"][CHAMPION]["alias_reason"] == "first model"
     assert doc["aliases"][CHAMPION]["validation"] == gate
     assert reg.run_metrics(v2.run_id)["roc_auc"] == 0.81
+
+
+def test_reference_travels_with_the_version(tmp_path: Path, trained: tuple[Path, Path]) -> None:
+    """The drift reference logged with a version is read back by alias; a version registered
+    without one, or an alias no version holds, is a clear error."""
+    model_path, data = trained
+    cfg = load_config("configs/credit-risk.yaml", env={}).with_overrides(
+        explain={"background_rows": 50},
+        registry={"tracking_uri": f"sqlite:///{tmp_path}/m.db", "artifact_root": str(tmp_path)},
+    )
+    train = split_frame(cfg, pd.read_parquet(data)).train
+    sample = reference_sample(cfg, train)
+    assert list(sample.columns) == [*cfg.feature_names, cfg.target] and len(sample) == 50
+    assert sample.equals(reference_sample(cfg, train))  # seeded: the same rows every time
+    reg = Registry(cfg.registry)
+    v1 = reg.log_and_register(model_path, {}, {}, [], {}, reference=sample).version
+    v2 = reg.log_and_register(model_path, {}, {}, [], {}).version
+    reg.set_alias("credit-risk", CHAMPION, v1)
+    reg.set_alias("credit-risk", CHALLENGER, v2)
+    pd.testing.assert_frame_equal(reg.reference("credit-risk", CHAMPION), sample)
+    with pytest.raises(ReferenceNotFoundError, match=r"'credit-risk' version 2 has no drift"):
+        reg.reference("credit-risk", CHALLENGER)
+    with pytest.raises(ModelVersionNotFoundError, match="no version with alias 'champion'"):
+        reg.reference("nope", CHAMPION)
 
 
 def test_unknown_alias_and_version_are_clear_errors(tmp_path: Path) -> None:

@@ -182,7 +182,9 @@ class FakeCustomObjectsApi:
 def test_sink_merges_kserve_events_and_feeds_the_kserve_backend(tmp_path: Path) -> None:
     request = {"instances": [[1.0, 2.0]]}
     response = {"predictions": [3.0], "model_version": "4"}
-    app = sink.create_app(ServeConfig(payload_db=tmp_path / "sink.db", response_grace_seconds=0.3))
+    app = sink.create_app(
+        ServeConfig(payload_store=f"sqlite:///{tmp_path}/sink.db", response_grace_seconds=0.3)
+    )
     with running(app) as url, httpx.Client(base_url=url) as c:
         posts = [
             event("request", "a", request),

@@ -92,4 +92,4 @@ def router_config(tmp: Path, **serve: Any) -> PlatformConfig:
     """The config a router for :data:`MODEL` runs with: its payload log under ``tmp``, and
     these ``serve`` settings."""
     cfg = load_config(ROOT / f"configs/{MODEL}.yaml", env={})
-    return cfg.with_overrides(serve={"payload_db": str(tmp / "payloads.db"), **serve})
+    return cfg.with_overrides(serve={"payload_store": f"sqlite:///{tmp}/payloads.db", **serve})

@@ -17,6 +17,8 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -90,3 +92,20 @@ def redis_prefix() -> Iterator[tuple[str, str]]:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def store_backends() -> list[Any]:
+    """``pytest.mark.parametrize`` values for the stores' two backends: ``sqlite`` always,
+    ``postgresql`` as a ``services`` test."""
+    return ["sqlite", pytest.param("postgresql", marks=pytest.mark.services)]
+
+
+@contextmanager
+def store_database(backend: str, tmp: Path, name: str = "store.db") -> Iterator[str]:
+    """A store URL for one test: a SQLite file ``tmp/name``, or a fresh PostgreSQL database
+    (``fresh_postgres``) that is dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp / name}"
+        return
+    with fresh_postgres() as url:
+        yield url

@@ -1,5 +1,6 @@
-"""Alert windows, cooldown and the retrain life cycle; the SQLite store is idempotent, claims
-are atomic across threads and processes, and a crashed claimer's lease expires."""
+"""Alert windows, cooldown and the retrain life cycle; the store (SQLite and PostgreSQL) is
+idempotent, claims are atomic across threads and processes, a crashed claimer's lease expires
+and a heartbeat keeps a live claimer's lease."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.services import store_backends, store_database
 
 import mlplatform.core.alerts
 from mlplatform.core.alerts import (
@@ -79,9 +82,13 @@ def test_transitions() -> None:
 
 
 # -- the store ------------------------------------------------------------------------------------
-@pytest.fixture()
-def store(tmp_path: Path) -> AlertStore:
-    return AlertStore(tmp_path / "alerts.db", lease_seconds=600)
+@pytest.fixture(params=store_backends())
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlertStore]:
+    with (
+        store_database(request.param, tmp_path, "alerts.db") as url,
+        AlertStore(url, lease_seconds=600) as s,
+    ):
+        yield s
 
 
 def _record(
@@ -200,9 +207,8 @@ def test_claim_is_atomic_across_threads(store: AlertStore) -> None:
 
 CLAIM = """
 import sys, time
-from pathlib import Path
 from mlplatform.monitoring.alert_store import AlertStore
-store = AlertStore(Path(sys.argv[1]))
+store = AlertStore(sys.argv[1])
 time.sleep(max(0.0, float(sys.argv[3]) - time.time()))
 print(store.claim_for_retrain(int(sys.argv[2]), sys.argv[4]))
 """
@@ -213,7 +219,7 @@ def test_claim_is_atomic_across_processes(store: AlertStore) -> None:
     start = time.time() + 2.0  # every process claims at the same moment
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", CLAIM, str(store.path), str(aid), str(start), f"p{i}"],
+            [sys.executable, "-c", CLAIM, store.url, str(aid), str(start), f"p{i}"],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -222,3 +228,63 @@ def test_claim_is_atomic_across_processes(store: AlertStore) -> None:
     outputs = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert sorted(outputs) == ["False", "False", "False", "True"]
     assert store.get(aid).claim_owner == f"p{outputs.index('True')}"
+
+
+RECORD = """
+import sys, time
+from mlplatform.core.alerts import Window
+from mlplatform.monitoring.alert_store import AlertStore
+store = AlertStore(sys.argv[1])
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+window = Window(1_767_225_600.0, 1_767_229_200.0)
+out = store.record("house-price", window, ("data_drift",), {}, ["3"], time.time(), 86_400.0)
+print(out.created, out.alert.alert_id)
+"""
+
+
+def test_racing_monitor_processes_write_one_alert(store: AlertStore) -> None:
+    start = time.time() + 2.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RECORD, store.url, str(start)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=60)[0].split() for p in procs]
+    assert sorted(created for created, _ in outputs) == ["False", "False", "False", "True"]
+    assert len({alert_id for _, alert_id in outputs}) == 1 and len(store.alerts()) == 1
+
+
+def test_heartbeat_extends_the_lease_of_its_owner_only(store: AlertStore) -> None:
+    aid = _record(store, 0)[0].alert_id
+    assert store.claim_for_retrain(aid, "starter", now=T0)
+    assert store.heartbeat(aid, "starter", now=T0 + 500)
+    assert store.get(aid).lease_expires == T0 + 1100
+    assert store.heartbeat(aid, "starter", now=T0 - 5000)  # never shortens the lease
+    assert store.get(aid).lease_expires == T0 + 1100
+    assert not store.claim_for_retrain(aid, "other", now=T0 + 700)  # would have expired
+    assert not store.heartbeat(aid, "other", now=T0 + 700)
+    assert store.claim_for_retrain(aid, "other", now=T0 + 1100)
+    assert not store.heartbeat(aid, "starter", now=T0 + 1101)  # lost: do not start the run
+    store.record_run(aid, "run-1", owner="other")
+    assert not store.heartbeat(aid, "other")  # run started: nothing left to keep
+
+
+def test_leases_run_on_the_database_clock(store: AlertStore) -> None:
+    aid = _record(store, 0)[0].alert_id
+    before = time.time()
+    assert store.claim_for_retrain(aid, "a")  # no `now`: the database's clock
+    got = store.get(aid)
+    assert got.claimed_at is not None and got.lease_expires is not None
+    assert before - 5 < got.claimed_at < time.time() + 5
+    assert got.lease_expires == pytest.approx(got.claimed_at + 600)
+    assert store.claimable() == [] and not store.claim_for_retrain(aid, "b")
+    short = AlertStore(store.url, lease_seconds=0.3)
+    assert short.heartbeat(aid, "a")  # never shortens: still ~600 s
+    assert not short.claim_for_retrain(aid, "b")
+    other = _record(store, 30)[0].alert_id
+    assert short.claim_for_retrain(other, "a")
+    time.sleep(0.5)
+    assert [a.alert_id for a in short.claimable()] == [other]
+    assert short.claim_for_retrain(other, "b") and short.get(other).claims == 2
+    short.close()

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "reference": 3,
     "serving": 3,
     "monitoring": 3,
+    "stores": 3,
     "stages": 4,
     "orchestration": 5,
     "cli": 6,
@@ -37,8 +38,9 @@ LAYERS: dict[str, int] = {
 ADAPTERS, TOP = 3, 6
 #: Which adapters another adapter may import (everything else of its floor is off limits).
 ADAPTER_USES: dict[str, set[str]] = {
-    "serving": {"features", "registry"},
-    "monitoring": {"registry", "serving"},
+    "serving": {"features", "registry", "stores"},
+    "monitoring": {"registry", "serving", "stores"},
+    "registry": {"stores"},  # one Alembic lock per process (stores/migrate.py)
 }
 #: Within the top floor the CLI starts the demo; the demo never imports the CLI.
 TOP_USES: dict[str, set[str]] = {"cli": {"demo"}, "demo": set()}

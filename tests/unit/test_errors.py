@@ -36,10 +36,12 @@ EXPECTED_STATUS: dict[str, int] = {
     "NotFoundError": 404,
     "UnknownModelError": 404,
     "ModelVersionNotFoundError": 404,
+    "ReferenceNotFoundError": 404,
     "ExplainerNotConfiguredError": 404,
     "UnknownRequestError": 404,
     "AlertNotFoundError": 404,
     "NotTrackedError": 404,
+    "DataVersionNotFoundError": 404,
     # 409
     "ConflictError": 409,
     "DuplicateRequestError": 409,
@@ -56,6 +58,7 @@ EXPECTED_STATUS: dict[str, int] = {
     "UpstreamError": 503,
     "RouterNotStartedError": 503,
     "StackError": 503,
+    "StoreUnavailableError": 503,
     # 500
     "StorageError": 500,
     "PayloadLogError": 500,

@@ -1,7 +1,10 @@
-"""The SQLite payload log: round trip, concurrent writers, feedback joins, decoding."""
+"""The payload log on SQLite and PostgreSQL: round trip, batched writes, concurrent writers,
+feedback joins, decoding."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+import sqlalchemy as sa
+from tests.support.services import store_backends, store_database
 
 from mlplatform.errors import DuplicateRequestError, PayloadLogError, UnknownRequestError
 from mlplatform.serving.payloads import (
@@ -18,11 +23,18 @@ from mlplatform.serving.payloads import (
     decode_instances,
     decode_predictions,
 )
+from mlplatform.serving.sink import REQUEST, RESPONSE, event_row, read_event
+
+
+@pytest.fixture(params=store_backends())
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with store_database(request.param, tmp_path, "payloads.db") as u:
+        yield u
 
 
 @pytest.fixture()
-def store(tmp_path: Path) -> Iterator[PayloadStore]:
-    with PayloadStore(tmp_path / "payloads.db") as s:
+def store(url: str) -> Iterator[PayloadStore]:
+    with PayloadStore(url) as s:
         yield s
 
 
@@ -54,11 +66,11 @@ def test_round_trip(store: PayloadStore) -> None:
     assert got["label"] is None and got["error"] is None
 
 
-def test_rows_survive_reopening(tmp_path: Path) -> None:
-    with PayloadStore(tmp_path / "p.db") as s:
+def test_rows_survive_reopening(url: str) -> None:
+    with PayloadStore(url) as s:
         futures = [s.log_async(record(f"r{i}")) for i in range(50)]
     assert all(f.done() and f.exception() is None for f in futures)
-    with PayloadStore(tmp_path / "p.db") as s:
+    with PayloadStore(url) as s:
         assert s.count() == 50
 
 
@@ -127,8 +139,8 @@ def test_unknown_feedback_id_is_a_clear_error_and_stores_nothing(store: PayloadS
     assert store.requests(0, 1e12)["label"].iloc[0] is None
 
 
-def test_closed_store_refuses_writes(tmp_path: Path) -> None:
-    s = PayloadStore(tmp_path / "p.db")
+def test_closed_store_refuses_writes(url: str) -> None:
+    s = PayloadStore(url)
     s.close()
     with pytest.raises(PayloadLogError, match="closed"):
         s.log(record("a"))
@@ -153,3 +165,101 @@ def test_decoding_v1_and_v2_bodies() -> None:
     assert decode_instances("{oops") is None and decode_predictions(None) is None
     bad_shape = {"inputs": [{"name": "x", "shape": [3], "datatype": "FP64", "data": [1, 2]}]}
     assert decode_instances(orjson.dumps(bad_shape).decode()) is None
+
+
+def _hold_writer(store: PayloadStore) -> threading.Event:
+    """Park the writer thread in a job until the returned event is set: whatever is queued
+    meanwhile becomes its next batch."""
+    running, release = threading.Event(), threading.Event()
+
+    def hold(conn: sa.Connection) -> None:
+        running.set()
+        release.wait(30)
+
+    store.transaction(hold)
+    assert running.wait(30)
+    return release
+
+
+def test_a_batch_is_one_transaction_with_one_executemany(store: PayloadStore) -> None:
+    inserts: list[bool] = []
+    commits: list[int] = []
+
+    def seen(conn, cursor, statement, params, context, many):  # type: ignore[no-untyped-def]
+        if statement.lstrip().startswith("INSERT INTO payloads"):
+            inserts.append(many)
+
+    sa.event.listen(store.engine, "before_cursor_execute", seen)
+    release = _hold_writer(store)
+    sa.event.listen(store.engine, "commit", lambda conn: commits.append(1))
+    futures = [store.log_async(record(f"r{i}", ts=float(i))) for i in range(300)]
+    release.set()
+    assert [f.exception() for f in futures] == [None] * 300
+    assert commits == [1, 1]  # the held job's batch, then everything queued meanwhile
+    assert inserts == [True]  # 300 rows, one executemany
+    release = _hold_writer(store)
+    futures = [store.log_async(record(r)) for r in ("x", "r7", "y")]
+    release.set()
+    assert isinstance(futures[1].exception(), DuplicateRequestError)
+    assert futures[0].exception() is None and futures[2].exception() is None
+    assert inserts[1:] == [True, False, False, False]  # the batch failed: then row by row
+    assert store.count() == 302
+
+
+def _event(kind: str, rid: str, ts: str, body: bytes) -> dict[str, object]:
+    headers = {
+        "ce-id": rid,
+        "ce-type": REQUEST if kind == "request" else RESPONSE,
+        "ce-time": ts,
+        "ce-inferenceservicename": "house-price",
+        "ce-endpoint": "default",
+    }
+    return read_event(headers, body, time.time())
+
+
+def test_kserve_event_halves_merge_in_any_order_within_one_batch(store: PayloadStore) -> None:
+    req = orjson.dumps({"instances": [[1.0, 2.0]]})
+    resp = orjson.dumps({"predictions": [5.0], "model_version": 4})
+    events = [
+        _event("response", "a", "2026-01-01T00:00:10.500+00:00", resp),
+        _event("request", "a", "2026-01-01T00:00:10+00:00", req),
+        _event("request", "b", "2026-01-01T00:00:20+00:00", req),
+        _event("response", "b", "2026-01-01T00:00:20.250+00:00", resp),
+        _event("request", "c", "2026-01-01T00:00:30+00:00", req),
+        _event("request", "c", "2026-01-01T00:00:30+00:00", req),  # a repeated ce-id
+    ]
+    release = _hold_writer(store)
+    futures = [store.merge_async(*event_row(ev)) for ev in events]
+    release.set()
+    assert [f.result() for f in futures] == [None] * 6  # the batch fell back to row by row
+    rows = store.requests(0, 1e12).set_index("request_id")
+    assert list(rows.index) == ["a", "b", "c"]
+    assert rows.loc["a", "latency_ms"] == pytest.approx(500.0)
+    assert rows.loc["b", "latency_ms"] == pytest.approx(250.0)
+    assert rows.loc["a", "ts"] == rows.loc["c", "ts"] - 20  # the request's time
+    assert list(rows["status"].fillna(0)) == [200, 200, 0]
+    assert list(rows["model_version"].fillna("-")) == ["4", "4", "-"]
+    assert rows.loc["c", "response"] is None and rows.loc["a", "n_instances"] == 1
+
+
+WRITER = """
+import sys
+from mlplatform.serving.payloads import PayloadRecord, PayloadStore
+with PayloadStore(sys.argv[1]) as store:
+    futures = [
+        store.log_async(PayloadRecord(f"{sys.argv[2]}-{i}", float(i), "m", "stable", "1",
+                                      "predict", 200, 1.0, 1, "{}", "{}"))
+        for i in range(300)
+    ]
+    print(sum(f.exception() is None for f in futures))
+"""
+
+
+def test_writer_processes_lose_no_row(url: str) -> None:
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, url, f"p{i}"], stdout=subprocess.PIPE)
+        for i in range(3)
+    ]
+    assert [p.communicate(timeout=120)[0].strip() for p in procs] == [b"300"] * 3
+    with PayloadStore(url) as store:
+        assert store.count() == 900

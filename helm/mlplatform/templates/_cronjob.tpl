@@ -1,6 +1,5 @@
 {{/* One CronJob of the mlplatform CLI for one model. Args: (dict "ctx" $ "model" "house-price"
-     "component" "monitor" "job" .Values.monitor "command" (list ...) "env" "<yaml>"
-     "payloads" true). */}}
+     "component" "monitor" "job" .Values.monitor "command" (list ...) "env" "<yaml>"). */}}
 {{- define "mlplatform.cronJob" -}}
 {{- $ctx := .ctx -}}
 {{- $fullname := include "mlplatform.fullname" $ctx -}}
@@ -57,17 +56,6 @@ spec:
                 {{- include "mlplatform.containerSecurityContext" $ctx | nindent 16 }}
               volumeMounts:
                 {{- include "mlplatform.baseVolumeMounts" $ctx | nindent 16 }}
-                {{- if .payloads }}
-                # Read-write although the monitor only reads: the payload log is SQLite in WAL
-                # mode, whose readers write the shared-memory index (payloads.db-shm).
-                - name: payloads
-                  mountPath: /data
-                {{- end }}
           volumes:
             {{- include "mlplatform.baseVolumes" $ctx | nindent 12 }}
-            {{- if .payloads }}
-            - name: payloads
-              persistentVolumeClaim:
-                claimName: {{ $fullname }}-payloads
-            {{- end }}
 {{- end -}}

@@ -125,6 +125,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "mlplatform.secretName" (dict "ctx" . "auth" .Values.postgresql.auth "suffix" "postgresql" "given" (ne .Values.postgresql.auth.password "") "what" "postgresql.auth") -}}
 {{- end -}}
 
+{{- define "mlplatform.storesSecret" -}}
+{{- include "mlplatform.secretName" (dict "ctx" . "auth" .Values.stores.auth "suffix" "stores" "given" (ne .Values.stores.auth.password "") "what" "stores.auth") -}}
+{{- end -}}
+
 {{- define "mlplatform.s3Secret" -}}
 {{- $a := .Values.artifactStore.auth -}}
 {{- include "mlplatform.secretName" (dict "ctx" . "auth" $a "suffix" "s3" "given" (and (ne $a.accessKeyId "") (ne $a.secretAccessKey "")) "what" "artifactStore.auth") -}}
@@ -179,11 +183,64 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end -}}
 
-{{/* The payload log on the payload sink's volume: the sink writes it and the monitor jobs
-     read it, both as serve.payload_db of their config (this environment override). */}}
-{{- define "mlplatform.payloadDbEnv" -}}
-- name: MLPLATFORM__SERVE__PAYLOAD_DB
-  value: /data/payloads.db
+{{/* The loop's shared state (serve.payload_store: the payload log; monitor.alert_store: the
+     alerts and retrain claims) in one PostgreSQL database of its own (stores.database), the
+     user and password from the stores Secret, declared before the URLs that expand them. */}}
+{{- define "mlplatform.storesEnv" -}}
+{{- $secret := include "mlplatform.storesSecret" . -}}
+{{- $url := printf "postgresql+psycopg://$(STORES_USER):$(STORES_PASSWORD)@%s:%s/%s" (include "mlplatform.postgresHost" .) (include "mlplatform.postgresPort" .) .Values.stores.database -}}
+- name: STORES_USER
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ .Values.stores.auth.usernameKey }}
+- name: STORES_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ .Values.stores.auth.passwordKey }}
+- name: MLPLATFORM__SERVE__PAYLOAD_STORE
+  value: {{ $url | quote }}
+- name: MLPLATFORM__MONITOR__ALERT_STORE
+  value: {{ $url | quote }}
+{{- end -}}
+
+{{/* The monitor's reports in the artifact bucket (monitor.reports_dir, written with s3fs): the
+     endpoint as MLflow reads it and the S3 key pair from the artifact store's Secret. */}}
+{{- define "mlplatform.reportsEnv" -}}
+{{- $s3 := .Values.artifactStore -}}
+{{- $secret := include "mlplatform.s3Secret" . -}}
+- name: MLPLATFORM__MONITOR__REPORTS_DIR
+  value: {{ printf "s3://%s/monitoring" $s3.bucket | quote }}
+- name: MLFLOW_S3_ENDPOINT_URL
+  value: {{ include "mlplatform.s3Endpoint" . | quote }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $s3.auth.accessKeyIdKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $s3.auth.secretAccessKeyKey }}
+{{- end -}}
+
+{{/* psql script creating the stores' user and database, idempotently: the user (STORES_USER)
+     if absent, its password (STORES_PASSWORD) set every time, the database (STORES_DATABASE)
+     owned by it if absent, and no access to it for other users. Values come from the
+     environment (\getenv), quoted by format() (%I identifiers, %L literals). Run by the
+     bundled PostgreSQL's initdb and by the stores hook Job. */}}
+{{- define "mlplatform.storesSql" -}}
+\getenv stores_user STORES_USER
+\getenv stores_password STORES_PASSWORD
+\getenv stores_db STORES_DATABASE
+SELECT format('CREATE ROLE %I LOGIN', :'stores_user')
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'stores_user') \gexec
+SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', :'stores_user', :'stores_password') \gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'stores_db', :'stores_user')
+  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'stores_db') \gexec
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'stores_db') \gexec
 {{- end -}}
 
 {{- define "mlplatform.configPath" -}}

@@ -56,14 +56,11 @@ app.add_typer(features_app, name="features")
 @friendly
 def features_materialize(config: ConfigOpt = Path("configs/house-price.yaml")) -> None:
     """Register the model's feature views (feast apply) and fill the online store."""
-    from mlplatform.features import refresh_online
-    from mlplatform.stages import generate_data
+    from mlplatform.stages import materialize_features
 
     cfg = load_config(config)
-    if not cfg.data_path.exists():
-        generate_data(cfg)
-    refresh_online(cfg)
-    console.print(f"{cfg.model_name}: online store filled from {cfg.data_path}")
+    source = materialize_features(cfg)
+    console.print(f"{cfg.model_name}: online store filled from {source}")
 
 
 @app.command()
@@ -117,11 +114,12 @@ def monitor(
     since: Annotated[float | None, typer.Option(help="Window start (Unix time).")] = None,
     until: Annotated[float | None, typer.Option(help="Window end (Unix time).")] = None,
 ) -> None:
-    """Data drift, concept drift and health of a window of logged traffic; write the alert."""
+    """Data drift (against the champion's reference in the registry), concept drift and
+    health of a window of logged traffic; write the report and the alert."""
     from mlplatform.monitoring.monitor import reference_frame, run_monitor
 
     cfg = load_config(config)
-    r = run_monitor(cfg, cfg.serve.payload_db, reference_frame(cfg), since, until)
+    r = run_monitor(cfg, cfg.serve.payload_store, reference_frame(cfg), since, until)
     print_monitor(r)
 
 
@@ -145,7 +143,7 @@ def print_monitor(r: Any) -> None:
         console.print(f"ALERT {r.alert.alert_id} ({r.alert.status}) {verb}: {'; '.join(r.reasons)}")
     else:
         console.print("no alert")
-    console.print(f"report: {r.html_path or r.json_path}")
+    console.print(f"report: {r.html_url or r.json_url}")
 
 
 @app.command()

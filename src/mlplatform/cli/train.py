@@ -8,13 +8,25 @@ from typing import Annotated, Any
 
 import typer
 
-from mlplatform.cli.base import ConfigOpt, app, console, epoch_progress, friendly, print_metrics
+from mlplatform.cli.base import (
+    ConfigOpt,
+    app,
+    console,
+    epoch_progress,
+    err_console,
+    friendly,
+    print_metrics,
+)
 from mlplatform.config import PlatformConfig, load_config
 
+data_app = typer.Typer(help="Generate the dataset; `data push`: put a data version in a remote.")
+app.add_typer(data_app, name="data")
 
-@app.command()
+
+@data_app.callback(invoke_without_command=True)
 @friendly
 def data(
+    ctx: typer.Context,
     config: ConfigOpt = Path("configs/house-price.yaml"),
     out: Annotated[
         Path | None, typer.Option(help="Parquet path (default data/<model>.parquet).")
@@ -25,6 +37,8 @@ def data(
     rows: Annotated[int | None, typer.Option(help="Override data.rows.")] = None,
 ) -> None:
     """Generate the configured dataset (deterministic in data.seed) and write Parquet."""
+    if ctx.invoked_subcommand is not None:
+        return
     from mlplatform.stages import generate_data
 
     cfg = load_config(config)
@@ -33,6 +47,29 @@ def data(
         cfg = cfg.with_overrides(data=overrides)
     path = generate_data(cfg, out)
     console.print(f"wrote {cfg.data.dataset} data → {path}")
+
+
+@data_app.command("push")
+@friendly
+def data_push(
+    config: ConfigOpt = Path("configs/house-price.yaml"),
+    remote: Annotated[
+        str | None,
+        typer.Option(
+            help="DVC remote URL, e.g. s3://bucket/dvc (default data.remote, else .dvc/)."
+        ),
+    ] = None,
+    data_file: Annotated[
+        Path | None, typer.Option("--data", help="Parquet file (default data/<model>.parquet).")
+    ] = None,
+) -> None:
+    """Push the model's data file to a DVC remote; print its md5 (the value of data.version)."""
+    from mlplatform.stages import push_data
+
+    cfg = load_config(config)
+    md5, target = push_data(cfg, remote, data_file)
+    err_console.print(f"pushed {data_file or cfg.data_path} → {target} as data version:")
+    print(md5)
 
 
 @app.command()

@@ -46,6 +46,17 @@ class DataConfig(_Strict):
     val_fraction: float = Field(default=0.15, gt=0, lt=0.5, description="Validation share.")
     test_fraction: float = Field(default=0.15, gt=0, lt=0.5, description="Test share.")
     data_dir: Path = Field(default=Path("data"), description="Where Parquet files are written.")
+    remote: str | None = Field(
+        default=None,
+        description="DVC remote URL the data versions live in (s3://bucket/prefix on the cluster, "
+        "endpoint from AWS_ENDPOINT_URL); None = this repo's default remote (.dvc/config).",
+    )
+    version: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="DVC md5 of the data file a pipeline run trains on, fetched from `remote` and "
+        "verified; None = the current local file (data_dir).",
+    )
 
 
 class NormalizeConfig(_Strict):
@@ -207,8 +218,10 @@ class ServeConfig(_Strict):
     transformer_port: int = Field(default=8083, ge=1, le=65535, description="Feast transformer.")
     explainer_port: int = Field(default=8084, ge=1, le=65535, description="LIME/Anchor explainer.")
     canary_percent: Percent = Field(default=10, description="Initial canary share.")
-    payload_db: Path = Field(
-        default=Path("artifacts/payloads.db"), description="SQLite payload log (embedded)."
+    payload_store: str = Field(
+        default="sqlite:///artifacts/payloads.db",
+        description="SQLAlchemy URL of the payload log: a SQLite file (embedded) or "
+        "postgresql://user:password@host:5432/db (cluster); migrated on open.",
     )
     max_instances: int = Field(default=10_000, gt=0, description="Rows per request, at most.")
     max_body_bytes: int = Field(
@@ -326,11 +339,16 @@ class MonitorConfig(_Strict):
         gt=0,
         description="A claimed alert whose claimer recorded no run within this is re-claimable.",
     )
-    alert_db: Path = Field(
-        default=Path("artifacts/alerts.db"), description="SQLite alert store (embedded)."
+    alert_store: str = Field(
+        default="sqlite:///artifacts/alerts.db",
+        description="SQLAlchemy URL of the alert store with the retrain claims: a SQLite file "
+        "(embedded) or postgresql://... (cluster, the payload log's database); migrated on open.",
     )
-    reports_dir: Path = Field(
-        default=Path("artifacts/monitoring"), description="Where HTML/JSON reports are written."
+    reports_dir: str = Field(
+        default="artifacts/monitoring",
+        description="Where the monitor writes its JSON/HTML reports: a local folder, or "
+        "s3://bucket/prefix (written with s3fs; endpoint from MLFLOW_S3_ENDPOINT_URL as MLflow "
+        "reads it, else AWS_ENDPOINT_URL). On the cluster never the image root.",
     )
     html_report: bool = Field(
         default=True, description="Render Evidently's DataDriftPreset HTML for every window."

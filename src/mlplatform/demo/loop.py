@@ -101,13 +101,13 @@ def _monitor(
 ) -> MonitorResult:
     from mlplatform.monitoring.monitor import reference_frame, run_monitor
 
-    r = run_monitor(cfg, cfg.serve.payload_db, reference_frame(cfg), since, until + 1e-3)
+    r = run_monitor(cfg, cfg.serve.payload_store, reference_frame(cfg), since, until + 1e-3)
     drifted = ", ".join(r.drift.drifted) if r.drift else "-"
     say(
         f"     monitor: {r.rows} rows, drifted features: {drifted or 'none'}; "
         f"{'ALERT ' + str(r.alert.alert_id) if r.alert else 'no alert'}"
     )
-    reports += [p for p in (r.html_path, r.json_path) if p is not None]
+    reports += [Path(u) for u in (r.html_url, r.json_url) if u is not None]  # local folder
     return r
 
 

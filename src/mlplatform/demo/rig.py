@@ -25,9 +25,9 @@ def loop_config(work: Path, base: Path, rows: int = 3000) -> tuple[PlatformConfi
         data={"rows": rows, "data_dir": str(work / "data")},
         registry={"tracking_uri": f"sqlite:///{work}/mlflow.db", "artifact_root": str(work / "ml")},
         feature_store={"repo_dir": str(work / "feature_repo")},
-        serve={"payload_db": str(work / "payloads.db"), **{p: free_port() for p in ports}},
+        serve={"payload_store": f"sqlite:///{work}/payloads.db", **{p: free_port() for p in ports}},
         monitor={
-            "alert_db": str(work / "alerts.db"),
+            "alert_store": f"sqlite:///{work}/alerts.db",
             "reports_dir": str(work / "monitoring"),
             "min_rows": 100,
             "min_labels": 30,

@@ -6,7 +6,7 @@ snapshot; its ``dict()["metrics"]`` holds one ``ValueDrift`` entry per column wh
 is the column's drift score (the p-value for ``ks`` and ``chisquare``).
 
     snapshot = run_preset(reference, current, numeric=("area_m2",), categorical=("district",))
-    snapshot.save_html("drift.html")
+    write_report("drift.html", snapshot.get_html_str(as_iframe=False))
     column_scores(snapshot)  # {"area_m2": 0.31, "district": 0.72}
 """
 
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mlplatform.errors import ReportError
+from mlplatform.monitoring.reports import write_report
 
 
 def run_preset(
@@ -65,11 +65,11 @@ def save_drift_report(
     current: pd.DataFrame,
     numeric: Sequence[str],
     categorical: Sequence[str],
-    path: Path,
+    url: str,
 ) -> dict[str, float]:
-    """Write the preset's HTML to ``path`` (KS for numeric, chi-square for categorical
-    columns) and return the per-column drift scores it shows."""
+    """Write the preset's HTML to ``url`` (a local path or ``s3://...``, see
+    :mod:`mlplatform.monitoring.reports`; KS for numeric, chi-square for categorical columns)
+    and return the per-column drift scores it shows."""
     snapshot = run_preset(reference, current, numeric, categorical)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    snapshot.save_html(str(path))
+    write_report(url, snapshot.get_html_str(as_iframe=False))
     return column_scores(snapshot)

@@ -1,10 +1,13 @@
 """The monitor job (``mlplatform monitor``; a CronJob on the cluster).
 
-For one aligned window of the payload log it computes data drift against the training
-reference (:func:`mlplatform.core.drift.detect_drift`), concept drift from labelled traffic
-against the validation error, and system health; writes a JSON report (and Evidently's HTML
-for people); and, when data or concept drift is found, writes the window's alert with its
-evidence, once, through :class:`~mlplatform.monitoring.alert_store.AlertStore`.
+For one aligned window of the payload log it computes data drift against the serving
+champion's reference (the sample of its training split logged with the version, read back
+through the registry: :func:`reference_frame`; :func:`mlplatform.core.drift.detect_drift`),
+concept drift from labelled traffic against the validation error, and system health; writes a
+JSON report (and Evidently's HTML for people) to ``monitor.reports_dir`` (a local folder or
+``s3://...``: :mod:`mlplatform.monitoring.reports`); and, when data or concept drift is
+found, writes the window's alert with its evidence (the report URLs included), once, through
+:class:`~mlplatform.monitoring.alert_store.AlertStore`.
 
     result = run_job(load_config("configs/house-price.yaml"))
     result.alert  # None, or the AlertRecord of this window (status open or suppressed)
@@ -31,10 +34,10 @@ from mlplatform.core.drift import (
     detect_drift,
     system_health,
 )
-from mlplatform.core.training import split_frame
 from mlplatform.errors import DataError, ReportError
 from mlplatform.monitoring.alert_store import AlertRecord, AlertStore
 from mlplatform.monitoring.payload_window import WindowData, payload_frame
+from mlplatform.monitoring.reports import report_url, write_report
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,8 @@ class MonitorResult:
     reasons: tuple[str, ...]
     alert: AlertRecord | None
     alert_created: bool
-    json_path: Path
-    html_path: Path | None
+    json_url: str
+    html_url: str | None
     notes: tuple[str, ...]
 
     def evidence(self) -> dict[str, Any]:
@@ -67,7 +70,7 @@ class MonitorResult:
             "data_drift": None if self.drift is None else self.drift.to_dict(),
             "concept_drift": None if self.concept is None else asdict(self.concept),
             "health": {**asdict(self.health), "healthy": self.healthy},
-            "reports": {"json": str(self.json_path), "html": _str(self.html_path)},
+            "reports": {"json": self.json_url, "html": self.html_url},
             "notes": list(self.notes),
         }
 
@@ -77,10 +80,6 @@ class MonitorResult:
             a = self.alert
             alert = {"alert_id": a.alert_id, "status": a.status, "created": self.alert_created}
         return {**self.evidence(), "alert": alert}
-
-
-def _str(path: Path | None) -> str | None:
-    return None if path is None else str(path)
 
 
 def resolve_window(
@@ -116,11 +115,14 @@ def validation_error(cfg: PlatformConfig) -> float | None:
 
 
 def reference_frame(cfg: PlatformConfig) -> pd.DataFrame:
-    """The training split of ``<data_dir>/<model>.parquet`` (the drift reference)."""
-    path = cfg.data.data_dir / f"{cfg.model_name}.parquet"
-    if not path.is_file():
-        raise DataError(f"no reference data at {path} (run `mlplatform data` first)")
-    return split_frame(cfg, pd.read_parquet(path)).train
+    """The drift reference of the serving champion: the sample of its training split logged
+    with the version at registration (``reference/train_sample.parquet``), read back through
+    the registry, so any pod can compute drift. Raises
+    :class:`~mlplatform.errors.ModelVersionNotFoundError` (no champion) or
+    :class:`~mlplatform.errors.ReferenceNotFoundError` (a version without one)."""
+    from mlplatform.registry.mlflow_registry import CHAMPION, Registry
+
+    return Registry(cfg.registry).reference(cfg.model_name, CHAMPION)
 
 
 def _data_drift(
@@ -148,17 +150,17 @@ def _concept(
 
 
 def _html(
-    reference: pd.DataFrame, data: WindowData, cfg: PlatformConfig, path: Path
-) -> tuple[Path | None, str | None]:
+    reference: pd.DataFrame, data: WindowData, cfg: PlatformConfig, url: str
+) -> tuple[str | None, str | None]:
     from mlplatform.monitoring.evidently_report import save_drift_report
 
     try:
         save_drift_report(
-            reference, data.features, cfg.numeric_features, cfg.categorical_features, path
+            reference, data.features, cfg.numeric_features, cfg.categorical_features, url
         )
     except ReportError as exc:
         return None, f"HTML report not written: {exc}"
-    return path, None
+    return url, None
 
 
 def _health_ok(health: SystemHealth, s: MonitorConfig) -> bool:
@@ -181,14 +183,16 @@ def assess(
     data: WindowData,
     window: Window,
     baseline: float | None,
-    stem: Path,
+    reports_dir: str | Path,
 ) -> MonitorResult:
-    """Drift, concept drift, health and the HTML report of one window (no alert yet)."""
+    """Drift, concept drift, health and the HTML report of one window (no alert yet); reports
+    go to ``<reports_dir>/<model>/<window>.{json,html}``."""
     drift, note_d = _data_drift(reference, data, cfg, s)
     concept, note_c = _concept(data, cfg, s, baseline)
     html, note_h = None, None
     if drift is not None and s.html_report:
-        html, note_h = _html(reference, data, cfg, stem.with_suffix(".html"))
+        url = report_url(reports_dir, cfg.model_name, window.slug(), ".html")
+        html, note_h = _html(reference, data, cfg, url)
     health = system_health(data.latency_ms, data.status)
     return MonitorResult(
         model=cfg.model_name,
@@ -202,15 +206,15 @@ def assess(
         reasons=_reasons(drift, concept),
         alert=None,
         alert_created=False,
-        json_path=stem.with_suffix(".json"),
-        html_path=html,
+        json_url=report_url(reports_dir, cfg.model_name, window.slug(), ".json"),
+        html_url=html,
         notes=tuple(n for n in (note_d, note_c, note_h) if n),
     )
 
 
 def raise_alert(result: MonitorResult, s: MonitorConfig, now: float) -> MonitorResult:
     """Write the window's alert (or find the one a previous run wrote)."""
-    store = AlertStore(s.alert_db, s.claim_lease_seconds)
+    store = AlertStore(s.alert_store, s.claim_lease_seconds)
     versions = sorted(result.model_versions)
     outcome = store.record(
         result.model,
@@ -226,12 +230,12 @@ def raise_alert(result: MonitorResult, s: MonitorConfig, now: float) -> MonitorR
 
 def run_monitor(
     cfg: PlatformConfig,
-    store_path: Path,
+    payload_store: str | Path,
     reference_df: pd.DataFrame,
     since: float | None = None,
     until: float | None = None,
     now: float | None = None,
-    out_dir: Path | None = None,
+    out_dir: str | Path | None = None,
     *,
     settings: MonitorConfig | None = None,
     baseline_error: float | None = None,
@@ -239,24 +243,23 @@ def run_monitor(
     """Monitor one window (see the module docstring); re-running it writes no second alert.
 
     ``now`` picks the last aligned window when ``since``/``until`` are None; reports go to
-    ``<out_dir>/<model>/<window>.{json,html}``; ``baseline_error`` is the serving model's
+    ``<out_dir>/<model>/<window>.{json,html}`` (default ``monitor.reports_dir``: a folder or
+    ``s3://...``); ``baseline_error`` is the serving model's
     validation error (default: :func:`validation_error`).
     """
     s = settings or cfg.monitor
     t = time.time() if now is None else now
     window = resolve_window(since, until, t, s)
-    data = payload_frame(store_path, window, cfg, s.endpoints)
+    data = payload_frame(payload_store, window, cfg, s.endpoints)
     baseline = baseline_error if baseline_error is not None else validation_error(cfg)
-    stem = Path(out_dir or s.reports_dir) / cfg.model_name / window.slug()
-    result = assess(cfg, s, reference_df, data, window, baseline, stem)
+    result = assess(cfg, s, reference_df, data, window, baseline, out_dir or s.reports_dir)
     if result.reasons:
         result = raise_alert(result, s, t)
-    result.json_path.parent.mkdir(parents=True, exist_ok=True)
-    result.json_path.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
+    write_report(result.json_url, json.dumps(result.to_dict(), indent=2))
     return result
 
 
 def run_job(cfg: PlatformConfig, now: float | None = None) -> MonitorResult:
-    """The CLI/CronJob entry: the last aligned window of ``serve.payload_db`` against the
-    training split, with the paths of the config's ``monitor`` settings."""
-    return run_monitor(cfg, cfg.serve.payload_db, reference_frame(cfg), now=now)
+    """The CLI/CronJob entry: the last aligned window of ``serve.payload_store`` against the
+    serving champion's reference, with the config's ``monitor`` settings."""
+    return run_monitor(cfg, cfg.serve.payload_store, reference_frame(cfg), now=now)

@@ -24,6 +24,7 @@ from mlplatform.config import PlatformConfig
 from mlplatform.core.alerts import Window
 from mlplatform.errors import PayloadWindowError
 from mlplatform.serving.payloads import PayloadStore
+from mlplatform.stores import sqlite_path
 
 FloatArray = NDArray[np.float64]
 
@@ -84,11 +85,13 @@ def frame_window(frame: pd.DataFrame, names: Sequence[str], endpoints: Sequence[
 
 
 def payload_frame(
-    store_path: Path, window: Window, cfg: PlatformConfig, endpoints: Sequence[str]
+    payload_store: str | Path, window: Window, cfg: PlatformConfig, endpoints: Sequence[str]
 ) -> WindowData:
-    """The requests for ``cfg.model_name`` logged in ``[window.start, window.end)``."""
-    if not Path(store_path).is_file():
-        raise PayloadWindowError(f"no payload log at {store_path} (serve the model first)")
-    with PayloadStore(Path(store_path)) as store:
+    """The requests for ``cfg.model_name`` logged in ``[window.start, window.end)`` in the
+    payload log at ``payload_store`` (a store URL, or the path of a SQLite file)."""
+    path = sqlite_path(payload_store)
+    if path is not None and not path.is_file():
+        raise PayloadWindowError(f"no payload log at {path} (serve the model first)")
+    with PayloadStore(payload_store) as store:
         frame = store.window(window.start, window.end, cfg.model_name, cfg.feature_names)
     return frame_window(frame, cfg.feature_names, endpoints)

@@ -2,14 +2,18 @@
 
     open alert ──claim (lease)──▶ claimed ──start run──▶ run_started(run id) ──▶ resolved(version)
 
-Exactly once, even when the trigger re-runs or crashes midway:
+Exactly once, even when the trigger re-runs, runs in several processes or pods at once
+(they share ``monitor.alert_store``), or crashes midway:
 
+* the claim is one conditional update in the alert store: one trigger wins each alert;
+* while a run is being started the winner's heartbeat thread extends the claim's lease
+  (``monitor.claim_lease_seconds``) every third of it, so a slow start is never taken over;
 * a crash after the alert is written but before a run starts leaves it ``claimed``; when the
-  lease (``monitor.claim_lease_seconds``) expires another trigger re-claims it and starts the run;
+  lease expires another trigger re-claims it and starts the run;
 * a crash after the run registered its model but before the trigger recorded it is recovered
-  from the registry: the run tags its version with ``lineage.trigger = alert-<id>``, so the
-  trigger records that version instead of starting a second run (on the cluster, the KFP run
-  is named ``alert-<id>`` and looked up by name the same way).
+  from the registry: the run tags its version with ``lineage.trigger = alert-<model>-<id>``
+  (alert ids are global to the alert store), so the trigger records that version instead of
+  starting a second run (on the cluster, the KFP run has that name and is looked up by it).
 
 The run id links the alert to the resulting model version's lineage (``mlplatform lineage``).
 """
@@ -18,7 +22,10 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -41,8 +48,13 @@ class RetrainOutcome:
     message: str
 
 
-def trigger_name(alert_id: int) -> str:
-    return f"alert-{alert_id}"
+def trigger_name(model: str, alert_id: int) -> str:
+    """The run name (and lineage tag) of an alert's retraining run: unique in the database.
+
+    >>> trigger_name("house-price", 7)
+    'alert-house-price-7'
+    """
+    return f"alert-{model}-{alert_id}"
 
 
 def version_for_trigger(cfg: PlatformConfig, trigger: str) -> str | None:
@@ -103,14 +115,14 @@ def retrain_pending(
     cfg: PlatformConfig, start: Starter, owner: str | None = None, now: float | None = None
 ) -> list[RetrainOutcome]:
     """Claim every claimable alert of this model and start (or recover) its one run."""
-    store = AlertStore(cfg.monitor.alert_db, cfg.monitor.claim_lease_seconds)
+    store = AlertStore(cfg.monitor.alert_store, cfg.monitor.claim_lease_seconds)
     me = owner or f"{socket.gethostname()}:{os.getpid()}"
     out = []
     for alert in store.claimable(now):
         if alert.model == cfg.model_name and store.claim_for_retrain(alert.alert_id, me, now):
-            out.append(_run_for(cfg, store, alert.alert_id, me, start))
+            out.append(_run_for(cfg, store, alert.alert_id, me, start, now))
     for alert in store.runs_pending():  # runs started earlier (e.g. on the cluster)
-        version = version_for_trigger(cfg, trigger_name(alert.alert_id))
+        version = version_for_trigger(cfg, trigger_name(alert.model, alert.alert_id))
         if alert.model == cfg.model_name and version is not None:
             store.resolve(alert.alert_id, version)
             out.append(
@@ -126,20 +138,59 @@ def retrain_pending(
 
 
 def _run_for(
-    cfg: PlatformConfig, store: AlertStore, alert_id: int, owner: str, start: Starter
+    cfg: PlatformConfig,
+    store: AlertStore,
+    alert_id: int,
+    owner: str,
+    start: Starter,
+    now: float | None = None,
 ) -> RetrainOutcome:
-    trigger = trigger_name(alert_id)
-    done = version_for_trigger(cfg, trigger)
-    if done is not None:
-        store.record_run(alert_id, f"recovered-{trigger}", owner)
-        store.resolve(alert_id, done)
-        return RetrainOutcome(alert_id, "recovered", None, done, "found the run's model version")
-    try:
-        run_id, version = start(cfg, trigger)
-    except PlatformError as exc:
-        store.record_run(alert_id, f"failed-{trigger}", owner)
-        return RetrainOutcome(alert_id, "failed", None, None, str(exc))
-    store.record_run(alert_id, run_id, owner)
+    """Start (or recover) the one run of a claimed alert, heartbeating the claim throughout."""
+    trigger = trigger_name(cfg.model_name, alert_id)
+    with heartbeat(store, alert_id, owner, now) as lost:
+        done = version_for_trigger(cfg, trigger)
+        if done is not None:
+            store.record_run(alert_id, f"recovered-{trigger}", owner)
+            store.resolve(alert_id, done)
+            return RetrainOutcome(alert_id, "recovered", None, done, "found the run's version")
+        if lost.is_set():
+            return RetrainOutcome(alert_id, "failed", None, None, "claim taken over; no run")
+        try:
+            run_id, version = start(cfg, trigger)
+        except PlatformError as exc:
+            store.record_run(alert_id, f"failed-{trigger}", owner)
+            return RetrainOutcome(alert_id, "failed", None, None, str(exc))
+        store.record_run(alert_id, run_id, owner)
     if version is not None:
         store.resolve(alert_id, version)
     return RetrainOutcome(alert_id, "started", run_id, version, "run started")
+
+
+@contextmanager
+def heartbeat(
+    store: AlertStore, alert_id: int, owner: str, now: float | None = None
+) -> Iterator[threading.Event]:
+    """Keep ``owner``'s claim alive while the body runs: a thread extends the lease at once
+    and then every third of ``lease_seconds`` (on the database's clock; from ``now`` onwards
+    when a test gives one). The yielded event is set when a beat finds the claim lost."""
+    stop, lost, began = threading.Event(), threading.Event(), time.monotonic()
+
+    def beat() -> None:
+        while True:
+            t = None if now is None else now + time.monotonic() - began
+            try:
+                if not store.heartbeat(alert_id, owner, t):
+                    lost.set()  # taken over: record_run will refuse this owner
+                    return
+            except PlatformError:
+                pass  # the store is briefly unreachable: the next beat retries
+            if stop.wait(store.lease_seconds / 3):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{alert_id}", daemon=True)
+    thread.start()
+    try:
+        yield lost
+    finally:
+        stop.set()
+        thread.join()

@@ -61,6 +61,7 @@ def training_pipeline(
                 metrics_doc=t.outputs["metrics_doc"],
                 quality=e.outputs["quality"],
                 gate_report=g.outputs["report"],
+                train=n.outputs["train"],
                 loss_curve=t.outputs["loss_curve"],
                 explain_report=e.outputs["report"],
                 data_md5=d.outputs["data_md5"],

@@ -3,6 +3,10 @@
 Aliases: ``challenger`` (a validated candidate, served as the canary) and ``champion``
 (what serves stable traffic). Every version carries its lineage as tags (``lineage.*``),
 so ``mlplatform lineage <model>`` can answer the on-call questions from the registry alone.
+Every version registered by the pipeline also carries its drift reference, a sample of its
+training split logged to its run as ``reference/train_sample.parquet`` and read back with
+:meth:`Registry.reference`, so the monitor in any pod compares traffic with what the serving
+model was trained on.
 """
 
 from __future__ import annotations
@@ -18,13 +22,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from mlplatform.config import RegistryConfig
 from mlplatform.core.model import LinearModel
-from mlplatform.errors import ModelVersionNotFoundError
+from mlplatform.errors import ModelVersionNotFoundError, ReferenceNotFoundError
+from mlplatform.stores.migrate import ALEMBIC_LOCK
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 #: What a logged model needs at load time (explicit, so MLflow does not spend seconds inferring).
 PIP_REQUIREMENTS = ["numpy>=2.4,<2.5", "pandas>=2.3,<3", "scipy>=1.13"]
+#: The drift reference of a version: an artifact of the version's run.
+REFERENCE_DIR, REFERENCE_FILE = "reference", "train_sample.parquet"
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,8 @@ class Registry:
         mlflow.set_tracking_uri(cfg.tracking_uri)
         mlflow.set_registry_uri(cfg.tracking_uri)
         self.mlflow = mlflow
-        self.client = MlflowClient(cfg.tracking_uri, cfg.tracking_uri)
+        with ALEMBIC_LOCK:  # a first client migrates MLflow's database with Alembic
+            self.client = MlflowClient(cfg.tracking_uri, cfg.tracking_uri)
 
     def experiment_id(self) -> str:
         exp = self.client.get_experiment_by_name(self.cfg.experiment)
@@ -81,8 +91,10 @@ class Registry:
         metrics: dict[str, float],
         artifacts: list[Path],
         lineage: dict[str, str],
+        reference: pd.DataFrame | None = None,
     ) -> VersionInfo:
-        """One MLflow run (params, metrics, plots, the pyfunc model) and a new model version."""
+        """One MLflow run (params, metrics, plots, the pyfunc model, and ``reference``, the
+        drift reference, as ``reference/train_sample.parquet``) and a new model version."""
         from mlplatform.registry.pyfunc import LinearPyfunc
 
         model = LinearModel.load(model_path)
@@ -95,6 +107,10 @@ class Registry:
             for path in artifacts:
                 self.mlflow.log_artifact(str(path), artifact_path="reports")
             with tempfile.TemporaryDirectory() as tmp:  # a KFP artifact has no .json suffix
+                if reference is not None:
+                    sample = Path(tmp) / REFERENCE_FILE
+                    reference.to_parquet(sample, index=False)
+                    self.mlflow.log_artifact(str(sample), artifact_path=REFERENCE_DIR)
                 staged = shutil.copy(model_path, Path(tmp) / "model.json")
                 info = self.mlflow.pyfunc.log_model(
                     name="model",
@@ -103,8 +119,8 @@ class Registry:
                     pip_requirements=PIP_REQUIREMENTS,
                 )
         self._ensure_model(model.name)
-        mv = self.client.create_model_version(
-            model.name, info.model_uri, run_id=run.info.run_id, tags=tags
+        mv = self.client.create_model_version(  # a tracking server needs the model_id
+            model.name, info.model_uri, run_id=run.info.run_id, tags=tags, model_id=info.model_id
         )
         return self.version(model.name, str(mv.version))
 
@@ -161,13 +177,32 @@ class Registry:
     def run_metrics(self, run_id: str) -> dict[str, float]:
         return dict(self.client.get_run(run_id).data.metrics)
 
-    def load(self, name: str, alias: str) -> LinearModel:
-        """The :class:`LinearModel` behind ``models:/<name>@<alias>``."""
+    def holder(self, name: str, alias: str) -> VersionInfo:
+        """The version holding ``alias``; :class:`ModelVersionNotFoundError` if none does."""
         info = self.by_alias(name, alias)
         if info is None:
             raise ModelVersionNotFoundError(f"model {name!r} has no version with alias {alias!r}")
+        return info
+
+    def load(self, name: str, alias: str) -> LinearModel:
+        """The :class:`LinearModel` behind ``models:/<name>@<alias>``."""
+        self.holder(name, alias)
         local = self.mlflow.artifacts.download_artifacts(f"models:/{name}@{alias}")
         return LinearModel.load(next(Path(local).rglob("model.json")))
+
+    def reference(self, name: str, alias: str) -> pd.DataFrame:
+        """The drift reference of the version holding ``alias`` (raw feature columns and the
+        target of a seeded sample of its training split); :class:`ReferenceNotFoundError`
+        when that version has none."""
+        info = self.holder(name, alias)
+        listed = self.client.list_artifacts(info.run_id, REFERENCE_DIR)
+        if not any(f.path == f"{REFERENCE_DIR}/{REFERENCE_FILE}" for f in listed):
+            raise ReferenceNotFoundError(name, info.version)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self.mlflow.artifacts.download_artifacts(
+                run_id=info.run_id, artifact_path=f"{REFERENCE_DIR}/{REFERENCE_FILE}", dst_path=tmp
+            )
+            return pd.read_parquet(local)
 
     def versions(self, name: str) -> list[VersionInfo]:
         found = self.client.search_model_versions(f"name = '{name}'")

@@ -3,8 +3,10 @@ land in the same ``payloads``/``feedback`` schema as the local router writes.
 
     python -m mlplatform.serving sink --config /etc/mlplatform/house-price.yaml --port 8080
 
-It writes ``serve.payload_db`` of the config (the chart sets it to the volume's
-``/data/payloads.db`` with ``MLPLATFORM__SERVE__PAYLOAD_DB``, as for the monitor jobs).
+It writes the payload log at ``serve.payload_store`` of the config (the chart sets it with
+``MLPLATFORM__SERVE__PAYLOAD_STORE``, as for the monitor jobs). Events that arrive together
+are written together: the store's writer commits them as one transaction, one
+``executemany`` per kind of half.
 
 KServe sends one event per request (``ce-type: org.kubeflow.serving.inference.request``) and
 one per successful response (``...inference.response``, only for HTTP 200), in binary mode:
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sqlite3
 import time
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
@@ -39,7 +40,7 @@ from starlette.routing import Route
 from mlplatform.config import ServeConfig
 from mlplatform.errors import EventError, PlatformError, RequestError
 from mlplatform.serving.metrics import summarize
-from mlplatform.serving.payloads import PayloadStore, decode_instances
+from mlplatform.serving.payloads import Half, PayloadStore, decode_instances
 from mlplatform.serving.process import load_platform_config
 from mlplatform.serving.router import error_response, json_response, parse_feedback
 
@@ -85,37 +86,23 @@ def read_event(headers: Mapping[str, str], body: bytes, now: float) -> dict[str,
     }
 
 
-def merge_event(conn: sqlite3.Connection, ev: dict[str, Any]) -> None:
-    """Upsert one event into its request's row (runs in the payload log's writer thread).
-
-    Whichever half arrives first creates the row with its own time in ``ts``; the request
-    half then sets ``ts`` to the request time and ``latency_ms`` = response − request time.
-    """
+def event_row(ev: dict[str, Any]) -> tuple[Half, dict[str, Any]]:
+    """The columns one event sets in its request's row (merged by
+    :meth:`PayloadStore.merge_async`, whichever half arrives first)."""
+    doc = _json(ev["body"])
+    row = {"request_id": ev["id"], "ts": ev["ts"], "model": ev["model"], "variant": ev["variant"]}
     if ev["kind"] == "request":
         instances = decode_instances(ev["body"])
-        doc = _json(ev["body"])
         endpoint = "infer" if isinstance(doc, dict) and "inputs" in doc else "predict"
         n = None if instances is None else len(instances)
-        conn.execute(
-            "INSERT INTO payloads (request_id, ts, model, variant, endpoint, n_instances, request)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(request_id) DO UPDATE SET"
-            " ts = excluded.ts, model = excluded.model, variant = excluded.variant,"
-            " endpoint = excluded.endpoint, n_instances = excluded.n_instances,"
-            " request = excluded.request, latency_ms = CASE WHEN payloads.response IS NOT NULL"
-            " THEN MAX(payloads.ts - excluded.ts, 0) * 1000 END",
-            (ev["id"], ev["ts"], ev["model"], ev["variant"], endpoint, n, ev["body"]),
-        )
-        return
-    doc = _json(ev["body"])
+        return "request", {**row, "endpoint": endpoint, "n_instances": n, "request": ev["body"]}
     version = doc.get("model_version") if isinstance(doc, dict) else None
-    conn.execute(
-        "INSERT INTO payloads (request_id, ts, model, variant, model_version, status, response)"
-        " VALUES (?, ?, ?, ?, ?, 200, ?) ON CONFLICT(request_id) DO UPDATE SET"
-        " model_version = excluded.model_version, status = 200, response = excluded.response,"
-        " latency_ms = CASE WHEN payloads.request IS NOT NULL"
-        " THEN MAX(excluded.ts - payloads.ts, 0) * 1000 END",
-        (ev["id"], ev["ts"], ev["model"], ev["variant"], version and str(version), ev["body"]),
-    )
+    return "response", {
+        **row,
+        "model_version": version and str(version),
+        "status": 200,
+        "response": ev["body"],
+    }
 
 
 def _json(text: str) -> Any:
@@ -126,12 +113,12 @@ def _json(text: str) -> Any:
 
 
 def create_app(serve: ServeConfig) -> Starlette:
-    """The sink as an ASGI app; the payload log (``serve.payload_db``) opens at startup."""
+    """The sink as an ASGI app; the payload log (``serve.payload_store``) opens at startup."""
     state: dict[str, PayloadStore] = {}
 
     @asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
-        state["store"] = PayloadStore(serve.payload_db)
+        state["store"] = await asyncio.to_thread(PayloadStore, serve.payload_store)
         try:
             yield
         finally:
@@ -142,7 +129,7 @@ def create_app(serve: ServeConfig) -> Starlette:
             ev = read_event(request.headers, await request.body(), time.time())
         except PlatformError as exc:
             return error_response(exc)
-        await asyncio.wrap_future(state["store"].transaction(lambda c: merge_event(c, ev)))
+        await asyncio.wrap_future(state["store"].merge_async(*event_row(ev)))
         return json_response(200, {"stored": ev["id"]})
 
     async def stats(request: Request) -> Response:

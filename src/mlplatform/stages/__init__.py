@@ -7,7 +7,13 @@ and the adapters, and writes its outputs. The CLI, the KFP components (one per s
 :mod:`mlplatform.orchestration.components`) and the demo call these functions.
 """
 
-from mlplatform.stages.data import data_step, generate_data
+from mlplatform.stages.data import (
+    data_step,
+    generate_data,
+    materialize_features,
+    push_data,
+    versioned_config,
+)
 from mlplatform.stages.explain import explain_model_job, explain_row_job, explain_step
 from mlplatform.stages.gate import gate_step
 from mlplatform.stages.normalize import normalize_step, read_normalization
@@ -24,10 +30,13 @@ __all__ = [
     "flat_params",
     "gate_step",
     "generate_data",
+    "materialize_features",
     "metrics_document",
     "normalize_step",
+    "push_data",
     "read_normalization",
     "register_step",
     "train_job",
     "train_step",
+    "versioned_config",
 ]

@@ -18,16 +18,60 @@ def generate_data(cfg: PlatformConfig, out: Path | None = None) -> Path:
     return path
 
 
+def versioned_config(cfg: PlatformConfig, cache: Path) -> PlatformConfig:
+    """The config whose ``data_path`` is the data version the run must train on.
+
+    Without ``data.version``: ``cfg`` (the current local file). With it: that md5 is fetched
+    from the DVC remote (``data.remote``, default the repo's) into ``cache/<md5>/``, checked, and
+    ``data.data_dir`` points there, so the Feast file source (declared on ``data_path``) and
+    every later read follow the fetched copy.
+    """
+    version = cfg.data.version
+    if version is None:
+        return cfg
+    from mlplatform.versioning import default_remote, fetch_version
+
+    folder = (cache / version).resolve()
+    fetch_version(cfg.data.remote or default_remote(), version, folder / cfg.data_path.name)
+    return cfg.with_overrides(data={"data_dir": str(folder)})
+
+
+def materialize_features(cfg: PlatformConfig) -> Path:
+    """Fill the online store from the data version to serve: ``data.version`` fetched into
+    ``<data_dir>/versions/``, else ``cfg.data_path`` (generated when absent); the file used."""
+    from mlplatform.features import refresh_online
+
+    if cfg.data.version is None and not cfg.data_path.exists():
+        generate_data(cfg)
+    cfg = versioned_config(cfg, cfg.data.data_dir / "versions")
+    refresh_online(cfg)
+    return cfg.data_path
+
+
+def push_data(
+    cfg: PlatformConfig, remote: str | None = None, path: Path | None = None
+) -> tuple[str, str]:
+    """Push ``path`` (default ``cfg.data_path``) to the DVC ``remote`` (default ``data.remote``,
+    else the repo's default remote) as a data version; ``(md5, remote)``. Setting
+    ``data.version`` to that md5 makes a pipeline run train on exactly these bytes."""
+    from mlplatform.versioning import default_remote, push_version
+
+    target = remote or cfg.data.remote or default_remote()
+    return push_version(path or cfg.data_path, target), target
+
+
 def data_step(cfg: PlatformConfig, out: Path) -> dict[str, Any]:
     """Training set from the Feast offline store (point-in-time join) for every raw event.
 
-    The raw file (``cfg.data_path``, DVC-tracked) gives the entity ids and event times; its
-    DVC md5 is the data version recorded with the model.
+    The raw file gives the entity ids and event times: the version ``data.version`` names
+    (fetched beside ``out``, see :func:`versioned_config`), else ``cfg.data_path``. Its DVC md5
+    is the data version recorded with the model.
     """
     from mlplatform.features import apply, open_store, training_frame
     from mlplatform.features.definitions import service_name
     from mlplatform.versioning import data_version
 
+    cfg = versioned_config(cfg, out.parent / "data-versions")
     source = cfg.data_path
     events = read_data(source)[[cfg.entity, cfg.timestamp]]
     store = open_store(cfg)

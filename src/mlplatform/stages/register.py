@@ -1,4 +1,5 @@
-"""Stage 6, register: log the validated model to MLflow with its lineage; set the aliases."""
+"""Stage 6, register: log the validated model to MLflow with its lineage and its drift
+reference (a sample of the training split); set the aliases."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from mlplatform.config import PlatformConfig
 from mlplatform.errors import GateFailedError
-from mlplatform.stages.io import flat_metrics, read_json
+from mlplatform.stages.io import flat_metrics, read_data, read_json
 
 
 def config_hash(cfg: PlatformConfig) -> str:
@@ -20,7 +23,9 @@ def config_hash(cfg: PlatformConfig) -> str:
 def register_step(cfg: PlatformConfig, paths: dict[str, Any], lineage: dict[str, str]) -> str:
     """Register the validated model as ``challenger`` (also ``champion`` if there is none yet).
 
-    ``paths``: model, metrics, quality, gate (files) and reports (list of files).
+    ``paths``: model, metrics, quality, gate, train (the training split; files) and reports
+    (list of files). The version carries :func:`reference_sample` of the training split as
+    its drift reference (``Registry.reference``).
     """
     from mlplatform.features.definitions import service_name
     from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry
@@ -38,6 +43,7 @@ def register_step(cfg: PlatformConfig, paths: dict[str, Any], lineage: dict[str,
         params=flat_params(cfg),
         metrics={**flat_metrics(doc), **quality},
         artifacts=[Path(p) for p in paths["reports"]],
+        reference=reference_sample(cfg, read_data(Path(paths["train"]))),
         lineage={
             **lineage,
             "config_hash": config_hash(cfg),
@@ -50,6 +56,14 @@ def register_step(cfg: PlatformConfig, paths: dict[str, Any], lineage: dict[str,
         reg.set_alias(cfg.model_name, CHAMPION, info.version, "first validated version")
     reg.set_alias(cfg.model_name, CHALLENGER, info.version, "passed the validation gate")
     return info.version
+
+
+def reference_sample(cfg: PlatformConfig, train: pd.DataFrame) -> pd.DataFrame:
+    """The drift reference: raw feature columns and the target of a seeded sample of the
+    training split, at most ``explain.background_rows`` rows (the explainers' rows)."""
+    n = min(len(train), cfg.explain.background_rows)
+    rows = train.sample(n=n, random_state=cfg.data.seed) if n < len(train) else train
+    return rows[[*cfg.feature_names, cfg.target]].reset_index(drop=True)
 
 
 def flat_params(cfg: PlatformConfig) -> dict[str, str]:

@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Input, Model
+from kfp.dsl import HTML, Artifact, Dataset, Input, Model
 
 from mlplatform.image import IMAGE
 
@@ -11,6 +11,7 @@ def register(
     metrics_doc: Input[Artifact],
     quality: Input[Artifact],
     gate_report: Input[Artifact],
+    train: Input[Dataset],
     loss_curve: Input[HTML],
     explain_report: Input[HTML],
     data_md5: str,
@@ -18,7 +19,8 @@ def register(
     pipeline_run_id: str,
     trigger: str,
 ) -> str:
-    """Log the run to MLflow, register a model version with lineage, alias it ``challenger``."""
+    """Log the run to MLflow, register a model version with lineage and its drift reference
+    (a sample of the ``train`` split), alias it ``challenger``."""
     from pathlib import Path
 
     from mlplatform.config import PlatformConfig
@@ -36,6 +38,7 @@ def register(
         "metrics": Path(metrics_doc.path),
         "quality": Path(quality.path),
         "gate": Path(gate_report.path),
+        "train": Path(train.path),
         "reports": [Path(loss_curve.path), Path(explain_report.path)],
     }
     return register_step(cfg, paths, lineage)

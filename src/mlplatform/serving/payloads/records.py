@@ -1,21 +1,9 @@
-"""What the payload log stores: the ``payloads``/``feedback`` schema, one row as
-:class:`PayloadRecord` (its errors are in :mod:`mlplatform.errors`)."""
+"""What the payload log stores: one row as :class:`PayloadRecord` (the tables are
+:mod:`mlplatform.stores.schema`; its errors are in :mod:`mlplatform.errors`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS payloads (
-    request_id TEXT PRIMARY KEY, ts REAL, model TEXT, variant TEXT, model_version TEXT,
-    endpoint TEXT, status INTEGER, latency_ms REAL, n_instances INTEGER,
-    request TEXT, response TEXT, error TEXT
-);
-CREATE INDEX IF NOT EXISTS payloads_ts ON payloads (ts);
-CREATE TABLE IF NOT EXISTS feedback (
-    request_id TEXT NOT NULL, ts REAL NOT NULL, label TEXT, PRIMARY KEY (request_id, ts)
-);
-"""
 
 
 @dataclass(frozen=True)

@@ -1,46 +1,50 @@
-"""The payload log's SQLite store: one writer thread with group commit, short-lived readers
+"""The payload log's store: one writer thread with group commit, short-lived readers
 (see :mod:`mlplatform.serving.payloads`)."""
 
 from __future__ import annotations
 
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from contextlib import closing
-from dataclasses import astuple
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 import pandas as pd
+import sqlalchemy as sa
 
-from mlplatform.errors import DuplicateRequestError, PayloadLogError, UnknownRequestError
+from mlplatform.errors import PayloadLogError, UnknownRequestError
 from mlplatform.serving.payloads.decode import instance_rows
-from mlplatform.serving.payloads.records import COLUMNS, SCHEMA, PayloadRecord
+from mlplatform.serving.payloads.records import COLUMNS, PayloadRecord
+from mlplatform.serving.payloads.statements import (
+    INSERT_PAYLOAD,
+    Half,
+    bulk_upsert_half,
+    upsert_feedback,
+    upsert_half,
+)
+from mlplatform.serving.payloads.writer import Job, Write, commit_batch
+from mlplatform.stores import migrate, open_engine, store_url
+from mlplatform.stores.schema import feedback, payloads
 
 T = TypeVar("T")
 
-Job = tuple[Callable[[sqlite3.Connection], Any], "Future[Any]"]
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    return conn
-
 
 class PayloadStore:
-    """Durable, thread-safe payload log over one SQLite file (see the module docstring)."""
+    """Durable, thread-safe payload log in the database at ``url`` (see the package docstring).
 
-    def __init__(self, path: Path, batch_max: int = 512) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = connect(self.path)
-        self._conn.executescript(SCHEMA)
+    ``url`` is a store URL (``sqlite:///...``, ``postgresql://...``) or the ``Path`` of a
+    SQLite file; the tables are migrated to the newest schema on open.
+    """
+
+    def __init__(self, url: str | Path, batch_max: int = 512) -> None:
+        self.url = store_url(url)
+        self.engine = open_engine(self.url)
+        migrate(self.engine, "payloads")
+        self.dialect = self.engine.dialect.name
         self._batch_max = batch_max
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._closed = False
@@ -48,24 +52,50 @@ class PayloadStore:
         self._writer = threading.Thread(target=self._run, name="payload-writer", daemon=True)
         self._writer.start()
 
+    def __repr__(self) -> str:
+        return f"PayloadStore({self.engine.url})"
+
     # -- writing -------------------------------------------------------------------------
-    def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
-        """Run ``fn(conn)`` in the writer thread; the future resolves once it is committed."""
-        fut: Future[T] = Future()
+    def _submit(self, job: Job) -> None:
         with self._lock:
             if self._closed:
-                raise PayloadLogError(f"payload log {self.path} is closed")
-            self._queue.put((fn, fut))
+                raise PayloadLogError(f"payload log {self.engine.url} is closed")
+            self._queue.put(job)
+
+    def transaction(self, fn: Callable[[sa.Connection], T]) -> Future[T]:
+        """Run ``fn(conn)`` in the writer thread; the future resolves once it is committed."""
+        fut: Future[T] = Future()
+        self._submit(Job(fut, fn=fn))
+        return fut
+
+    def write(
+        self,
+        statement: sa.Executable,
+        params: dict[str, Any],
+        key: str,
+        bulk: sa.Executable | None = None,
+    ) -> Future[None]:
+        """Queue one row of ``statement``; rows of one statement queued together are written
+        with one ``executemany`` (or one ``bulk`` statement, see :class:`Write`). ``key`` (the
+        request id) names the row in a conflict error."""
+        fut: Future[None] = Future()
+        self._submit(Job(fut, write=Write(statement, params, key, bulk)))
         return fut
 
     def log_async(self, record: PayloadRecord) -> Future[None]:
         """Queue one row; the future resolves when it is durable (DuplicateRequestError if
         its request id is already logged)."""
-        return self.transaction(lambda conn: _insert(conn, record))
+        return self.write(INSERT_PAYLOAD, asdict(record), record.request_id)
 
     def log(self, record: PayloadRecord) -> None:
-        """Store one row and return once it is on disk."""
+        """Store one row and return once it is durable."""
         self.log_async(record).result()
+
+    def merge_async(self, half: Half, row: dict[str, Any]) -> Future[None]:
+        """Merge one half of a logged request/response pair into its request's row
+        (:func:`~mlplatform.serving.payloads.statements.upsert_half`)."""
+        bulk = bulk_upsert_half(half) if self.dialect == "postgresql" else None
+        return self.write(upsert_half(self.dialect, half), row, row["request_id"], bulk)
 
     def add_feedback(self, request_id: str, labels: Any) -> None:
         """Attach ground truth (a value, or a list with one label per instance)."""
@@ -74,17 +104,18 @@ class PayloadStore:
     def add_feedback_many(self, items: Sequence[tuple[str, Any]]) -> None:
         """Attach several labels at once: all are stored, or none if any id is unknown."""
         now = time.time()
-        self.transaction(lambda conn: _insert_feedback(conn, items, now)).result()
+        stmt = upsert_feedback(self.dialect)
+        self.transaction(lambda conn: _insert_feedback(conn, stmt, items, now)).result()
 
     def close(self) -> None:
-        """Commit everything queued, then stop the writer and close the file."""
+        """Commit everything queued, then stop the writer and release the connections."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._queue.put(None)
         self._writer.join()
-        self._conn.close()
+        self.engine.dispose()
 
     def __enter__(self) -> PayloadStore:
         return self
@@ -93,59 +124,51 @@ class PayloadStore:
         self.close()
 
     def _run(self) -> None:
-        while True:
-            jobs = [self._queue.get()]
-            while len(jobs) < self._batch_max:
-                try:
-                    jobs.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._commit([j for j in jobs if j is not None])
-            if None in jobs:
-                return
-
-    def _commit(self, jobs: list[Job]) -> None:
-        if not jobs:
-            return
-        outcomes: list[tuple[bool, Any]] = []
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            outcomes = [_in_savepoint(self._conn, fn) for fn, _ in jobs]
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            error = PayloadLogError(f"payload log {self.path}: commit failed: {exc}")
-            outcomes = [(False, error)] * len(jobs)
-        for (_, fut), (ok, value) in zip(jobs, outcomes, strict=True):
-            _resolve(fut, ok, value)
+        with self.engine.execution_options(sqlite_begin="IMMEDIATE").connect() as conn:
+            while True:
+                jobs = [self._queue.get()]
+                while len(jobs) < self._batch_max:
+                    try:
+                        jobs.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                commit_batch(conn, [j for j in jobs if j is not None], str(self.engine.url))
+                if None in jobs:
+                    return
 
     # -- reading -------------------------------------------------------------------------
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with closing(sqlite3.connect(self.path, timeout=30)) as conn:
-            return conn.execute(sql, params).fetchall()
+    def _read(self, query: sa.Executable) -> list[sa.Row[Any]]:
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(query))
+        except sa.exc.SQLAlchemyError as exc:
+            raise PayloadLogError(f"payload log {self.engine.url}: read failed: {exc}") from exc
 
     def count(self) -> int:
         """Number of logged requests."""
-        return int(self._read("SELECT COUNT(*) FROM payloads")[0][0])
+        return int(self._read(sa.select(sa.func.count()).select_from(payloads))[0][0])
 
     def ids(self) -> set[str]:
-        return {r[0] for r in self._read("SELECT request_id FROM payloads")}
+        return {r[0] for r in self._read(sa.select(payloads.c.request_id))}
 
     def requests(self, since: float, until: float, model: str | None = None) -> pd.DataFrame:
         """One row per request with ``since <= ts < until``, with its latest ``label`` (JSON
         decoded, None when unlabelled), oldest first."""
-        sql = (
-            f"SELECT {', '.join('p.' + c for c in COLUMNS)}, f.label FROM payloads p "
-            "LEFT JOIN (SELECT request_id, label, MAX(ts) FROM feedback GROUP BY request_id) f "
-            "ON f.request_id = p.request_id WHERE p.ts >= ? AND p.ts < ?"
+        p = payloads.c
+        latest = (
+            sa.select(feedback.c.request_id, sa.func.max(feedback.c.ts).label("ts"))
+            .group_by(feedback.c.request_id)
+            .subquery()
         )
-        params: list[Any] = [since, until]
+        joined = payloads.outerjoin(latest, latest.c.request_id == p.request_id).outerjoin(
+            feedback,
+            (feedback.c.request_id == latest.c.request_id) & (feedback.c.ts == latest.c.ts),
+        )
+        query = sa.select(*(p[c] for c in COLUMNS), feedback.c.label).select_from(joined)
+        query = query.where(p.ts >= since, p.ts < until).order_by(p.ts)
         if model is not None:
-            sql, params = sql + " AND p.model = ?", [*params, model]
-        frame = pd.DataFrame(
-            self._read(sql + " ORDER BY p.ts", params), columns=[*COLUMNS, "label"]
-        )
+            query = query.where(p.model == model)
+        frame = pd.DataFrame([tuple(r) for r in self._read(query)], columns=[*COLUMNS, "label"])
         frame["label"] = [None if x is None else orjson.loads(x) for x in frame["label"]]
         return frame
 
@@ -170,59 +193,22 @@ class PayloadStore:
         return pd.DataFrame(rows)
 
 
-def _insert(conn: sqlite3.Connection, record: PayloadRecord) -> None:
-    marks = ", ".join("?" * len(COLUMNS))
-    try:
-        conn.execute(
-            f"INSERT INTO payloads ({', '.join(COLUMNS)}) VALUES ({marks})", astuple(record)
-        )
-    except sqlite3.IntegrityError:
-        raise DuplicateRequestError(
-            f"request id {record.request_id!r} is already in the payload log; "
-            "send a unique x-request-id per request"
-        ) from None
-
-
-def _insert_feedback(conn: sqlite3.Connection, items: Sequence[tuple[str, Any]], now: float) -> int:
+def _insert_feedback(
+    conn: sa.Connection, stmt: Any, items: Sequence[tuple[str, Any]], now: float
+) -> int:
     ids = sorted({rid for rid, _ in items})
-    marks = ", ".join("?" * len(ids))
     found = {
         r[0]
-        for r in conn.execute(f"SELECT request_id FROM payloads WHERE request_id IN ({marks})", ids)
+        for r in conn.execute(
+            sa.select(payloads.c.request_id).where(payloads.c.request_id.in_(ids))
+        )
     }
     missing = [rid for rid in ids if rid not in found]
     if missing:
         raise UnknownRequestError(missing)
-    rows = [(rid, now, orjson.dumps(label).decode()) for rid, label in items]
-    conn.executemany(
-        "INSERT OR REPLACE INTO feedback (request_id, ts, label) VALUES (?, ?, ?)", rows
-    )
+    rows = [
+        {"request_id": rid, "ts": now, "label": orjson.dumps(label).decode()}
+        for rid, label in items
+    ]
+    conn.execute(stmt, rows)
     return len(rows)
-
-
-def _in_savepoint(
-    conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]
-) -> tuple[bool, Any]:
-    """Run ``fn`` so that its failure undoes only its own writes: (ok, result or error)."""
-    conn.execute("SAVEPOINT job")
-    try:
-        result = fn(conn)
-    except Exception as exc:
-        conn.execute("ROLLBACK TO job")
-        conn.execute("RELEASE job")
-        return False, exc
-    conn.execute("RELEASE job")
-    return True, result
-
-
-def _resolve(fut: Future[Any], ok: bool, value: Any) -> None:
-    """Set a job's outcome unless its waiter gave up (cancelled futures are left alone)."""
-    if fut.cancelled():
-        return
-    try:
-        if ok:
-            fut.set_result(value)
-        else:
-            fut.set_exception(value)
-    except Exception:  # cancelled between the check and the set
-        return

@@ -75,7 +75,7 @@ class CanaryRouter:
         self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        self._store = PayloadStore(self.serve.payload_db)
+        self._store = await asyncio.to_thread(PayloadStore, self.serve.payload_store)
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
         self._client = httpx.AsyncClient(timeout=self.serve.upstream_timeout_seconds, limits=limits)
 

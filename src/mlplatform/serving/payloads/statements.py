@@ -1,0 +1,73 @@
+"""The payload log's writes as SQLAlchemy statements, built once per dialect.
+
+Each takes one row of parameters, so the writer can run a batch of them as one
+``executemany``. The two event upserts merge the halves of a KServe logger request/response
+pair into one row (see :mod:`mlplatform.serving.sink`), whichever half arrives first.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from mlplatform.stores import greatest, insert_for
+from mlplatform.stores.schema import feedback, payloads
+
+Half = Literal["request", "response"]
+REQUEST_FIELDS = ("request_id", "ts", "model", "variant", "endpoint", "n_instances", "request")
+RESPONSE_FIELDS = ("request_id", "ts", "model", "variant", "model_version", "status", "response")
+
+
+#: One ``payloads`` row (a repeated request id is an IntegrityError).
+INSERT_PAYLOAD = sa.insert(payloads)
+
+
+@cache
+def upsert_feedback(dialect: str) -> Any:
+    """One ``feedback`` label; the same (request id, time) again replaces it."""
+    stmt = insert_for(dialect, feedback)
+    return stmt.on_conflict_do_update(
+        index_elements=["request_id", "ts"], set_={"label": stmt.excluded.label}
+    )
+
+
+def _latency(later: sa.ColumnElement[Any], earlier: sa.ColumnElement[Any]) -> Any:
+    return greatest(later - earlier, sa.literal(0.0)) * 1000
+
+
+def _merge(stmt: Any, half: Half) -> Any:
+    new, old = stmt.excluded, payloads.c
+    if half == "request":
+        keep = {c: new[c] for c in REQUEST_FIELDS[1:]}
+        latency = sa.case((old.response.is_not(None), _latency(old.ts, new.ts)))
+    else:
+        keep = {c: new[c] for c in ("model_version", "status", "response")}
+        latency = sa.case((old.request.is_not(None), _latency(new.ts, old.ts)))
+    return stmt.on_conflict_do_update(
+        index_elements=["request_id"], set_={**keep, "latency_ms": latency}
+    )
+
+
+@cache
+def upsert_half(dialect: str, half: Half) -> Any:
+    """Merge one event into its request's row. Whichever half comes first creates the row with
+    its own time in ``ts``; the request half then sets ``ts`` to the request's time, and the
+    second half sets ``latency_ms`` = response time − request time (never negative)."""
+    return _merge(insert_for(dialect, payloads), half)
+
+
+@cache
+def bulk_upsert_half(half: Half) -> Any:
+    """PostgreSQL: :func:`upsert_half` for many rows in ONE statement, each column passed as
+    one array (``INSERT ... SELECT unnest(:request_id), unnest(:ts), ... ON CONFLICT ...``).
+    A request id twice in one call is an error (the writer then merges row by row)."""
+    fields = REQUEST_FIELDS if half == "request" else RESPONSE_FIELDS
+    arrays = [
+        sa.func.unnest(sa.bindparam(c, type_=postgresql.ARRAY(payloads.c[c].type))).label(c)
+        for c in fields
+    ]
+    rows = sa.select(*arrays)
+    return _merge(insert_for("postgresql", payloads).from_select(list(fields), rows), half)

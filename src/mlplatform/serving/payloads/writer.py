@@ -1,0 +1,126 @@
+"""The payload log's group commit: what the writer thread does with one batch of jobs.
+
+Every job of a batch commits in ONE transaction (one fsync on SQLite, one WAL flush on
+PostgreSQL), and each job's future resolves only after that commit, so a logged row is never
+lost. The row writes of one statement run as one ``executemany``; if that fails,
+its rows are retried one by one, each in its own savepoint, so one bad row (a repeated request
+id) fails alone and its neighbours are stored. A function job runs in its own savepoint too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from mlplatform.errors import DuplicateRequestError, PayloadLogError
+
+Outcome = tuple[bool, Any]
+
+
+@dataclass(frozen=True)
+class Write:
+    """One row of parameters for ``statement``; ``key`` names it in a conflict error. With
+    ``bulk``, a group of these rows runs as ONE ``bulk`` statement taking each column as an
+    array (PostgreSQL), instead of an ``executemany``."""
+
+    statement: sa.Executable
+    params: dict[str, Any]
+    key: str
+    bulk: sa.Executable | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A queued unit of work: a row to write, or a function to run on the connection."""
+
+    future: Future[Any]
+    write: Write | None = None
+    fn: Callable[[sa.Connection], Any] | None = field(default=None)
+
+
+def commit_batch(conn: sa.Connection, jobs: list[Job], where: str) -> None:
+    """Run ``jobs`` in one transaction on the writer's connection, then resolve their futures."""
+    if not jobs:
+        return
+    done: list[tuple[Job, Outcome]] = []
+    try:
+        with conn.begin():
+            for group in _groups(jobs):
+                done.extend(zip(group, _run_group(conn, group), strict=True))
+    except sa.exc.SQLAlchemyError as exc:
+        error = PayloadLogError(f"payload log {where}: commit failed: {exc}")
+        done = [(job, (False, error)) for job in jobs]
+    for job, (ok, value) in done:
+        _resolve(job.future, ok, value)
+
+
+def _groups(jobs: list[Job]) -> Iterator[list[Job]]:
+    """The writes between two function jobs grouped by statement (queue order within each),
+    and every function job alone, in its place. Rows of different statements between two
+    function jobs are independent (a sink's two halves merge in either order)."""
+    writes: dict[int, list[Job]] = {}
+    for job in jobs:
+        if job.write is not None:
+            writes.setdefault(id(job.write.statement), []).append(job)
+            continue
+        yield from writes.values()
+        writes = {}
+        yield [job]
+    yield from writes.values()
+
+
+def _run_group(conn: sa.Connection, group: list[Job]) -> list[Outcome]:
+    if group[0].write is None:
+        return [_in_savepoint(conn, group[0])]
+    if len(group) > 1:
+        rows = [j.write.params for j in group if j.write]
+        bulk = group[0].write.bulk
+        try:
+            with conn.begin_nested():
+                if bulk is None:
+                    conn.execute(group[0].write.statement, rows)
+                else:
+                    conn.execute(bulk, {c: [r[c] for r in rows] for c in rows[0]})
+            return [(True, None)] * len(group)
+        except sa.exc.DBAPIError:
+            pass  # find the bad rows: each alone below
+    return [_in_savepoint(conn, job) for job in group]
+
+
+def _in_savepoint(conn: sa.Connection, job: Job) -> Outcome:
+    """Run one job so that its failure undoes only its own writes: (ok, result or error)."""
+    try:
+        with conn.begin_nested():
+            if job.write is None:
+                assert job.fn is not None
+                return True, job.fn(conn)
+            conn.execute(job.write.statement, job.write.params)
+            return True, None
+    except sa.exc.IntegrityError as exc:
+        if job.write is None:
+            return False, PayloadLogError(f"payload log: {exc.orig}")
+        return False, DuplicateRequestError(
+            f"request id {job.write.key!r} is already in the payload log; "
+            "send a unique x-request-id per request"
+        )
+    except sa.exc.SQLAlchemyError as exc:
+        return False, PayloadLogError(f"payload log: write failed: {exc}")
+    except Exception as exc:  # the job's own error (e.g. UnknownRequestError), for its caller
+        return False, exc
+
+
+def _resolve(fut: Future[Any], ok: bool, value: Any) -> None:
+    """Set a job's outcome unless its waiter gave up (cancelled futures are left alone)."""
+    if fut.cancelled():
+        return
+    try:
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+    except Exception:  # cancelled between the check and the set
+        return

@@ -1,0 +1,70 @@
+"""Bringing a store's database to the newest schema, on open, from any process.
+
+:func:`migrate` runs the store's Alembic chain (``migrations/<store>/``, version table
+``alembic_version_<store>``) to its head in one transaction that no other migrator can enter:
+on PostgreSQL under a transaction-level advisory lock, on SQLite under ``BEGIN IMMEDIATE``.
+Several pods or processes that start at once therefore migrate one after the other, and the
+later ones find the head already there. A database already at the head costs one read.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from mlplatform.errors import ConfigError, StoreUnavailableError
+from mlplatform.stores.engine import begin_write
+
+Store = Literal["payloads", "alerts"]
+STORES: tuple[Store, ...] = ("payloads", "alerts")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: pg_advisory_xact_lock keys, one per store (any constant bigint the platform owns).
+LOCK_KEYS: dict[str, int] = {"payloads": 0x6D6C70_0001, "alerts": 0x6D6C70_0002}
+
+
+#: Alembic keeps the running migration in module-level proxies (``alembic.op``,
+#: ``alembic.context``), so two upgrades in one process at once, ours or MLflow's (it migrates its
+#: SQLite database when a client first opens it), break each other. Every upgrade in this
+#: process, and the registry's client creation, hold this lock.
+ALEMBIC_LOCK = threading.RLock()
+
+
+def version_table(store: str) -> str:
+    return f"alembic_version_{store}"
+
+
+def migrate(engine: Engine, store: Store) -> str:
+    """Upgrade ``store``'s tables in ``engine``'s database to the newest revision; its id.
+
+    Idempotent, and safe when several processes call it at once (see the module docstring).
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    if store not in STORES:
+        raise ConfigError(f"unknown store {store!r}: one of {list(STORES)}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS / store))
+    try:
+        with ALEMBIC_LOCK, begin_write(engine) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEYS[store])))
+            cfg.attributes.update(connection=conn, version_table=version_table(store))
+            command.upgrade(cfg, "head")
+            return current_revision(conn, store) or ""
+    except sa.exc.OperationalError as exc:
+        raise StoreUnavailableError(
+            f"the {store} store at {engine.url} cannot be reached or migrated: {exc.orig}"
+        ) from None
+
+
+def current_revision(conn: sa.Connection, store: str) -> str | None:
+    """The revision ``store``'s tables are at in this database (None before any migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    ctx = MigrationContext.configure(conn, opts={"version_table": version_table(store)})
+    return ctx.get_current_revision()

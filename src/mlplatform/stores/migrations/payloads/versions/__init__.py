@@ -1,0 +1,1 @@
+"""Revisions of the payloads store, oldest first."""

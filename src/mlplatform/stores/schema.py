@@ -1,0 +1,76 @@
+"""The tables of each store, one SQLAlchemy Core schema for SQLite and PostgreSQL.
+
+``PAYLOADS`` (the payload log: ``payloads``, ``feedback``) and ``ALERTS`` (the alert store:
+``alerts``) are separate metadata: each store migrates on its own
+(:func:`mlplatform.stores.migrate`). Times are Unix seconds as double precision (``REAL`` on
+SQLite, as the files written before migrations existed); JSON values are text.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+
+#: Double precision: float8 on PostgreSQL (float4 would round Unix seconds), REAL on SQLite.
+Float64: sa.types.TypeEngine[float] = sa.Double().with_variant(sqlite.REAL(), "sqlite")
+
+PAYLOADS = sa.MetaData()
+
+payloads = sa.Table(
+    "payloads",
+    PAYLOADS,
+    sa.Column("request_id", sa.Text, primary_key=True),
+    sa.Column("ts", Float64),
+    sa.Column("model", sa.Text),
+    sa.Column("variant", sa.Text),
+    sa.Column("model_version", sa.Text),
+    sa.Column("endpoint", sa.Text),
+    sa.Column("status", sa.Integer),
+    sa.Column("latency_ms", Float64),
+    sa.Column("n_instances", sa.Integer),
+    sa.Column("request", sa.Text),
+    sa.Column("response", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Index("payloads_ts", "ts"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    PAYLOADS,
+    sa.Column("request_id", sa.Text, primary_key=True),
+    sa.Column("ts", Float64, primary_key=True),
+    sa.Column("label", sa.Text),
+)
+
+ALERTS = sa.MetaData()
+STATUSES = ("open", "claimed", "run_started", "resolved", "suppressed")
+
+alerts = sa.Table(
+    "alerts",
+    ALERTS,
+    sa.Column("alert_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("model", sa.Text, nullable=False),
+    sa.Column("window_start", Float64, nullable=False),
+    sa.Column("window_end", Float64, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("model_versions", sa.Text, nullable=False),
+    sa.Column("created_at", Float64, nullable=False),
+    sa.Column("suppressed_by", sa.Integer, sa.ForeignKey("alerts.alert_id")),
+    sa.Column("claim_owner", sa.Text),
+    sa.Column("claimed_at", Float64),
+    sa.Column("lease_expires", Float64),
+    sa.Column("claims", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("run_id", sa.Text),
+    sa.Column("run_started_at", Float64),
+    sa.Column("resolved_version", sa.Text),
+    sa.Column("resolved_at", Float64),
+    sa.CheckConstraint(
+        "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")", name="alerts_status_check"
+    ),
+    sa.UniqueConstraint("model", "window_start", "window_end", name="alerts_window"),
+    sa.Index("alerts_model_end", "model", "window_end"),
+    sa.Index("alerts_status", "status"),
+    sqlite_autoincrement=True,
+)

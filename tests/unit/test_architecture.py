@@ -177,3 +177,11 @@ def test_tests_import_no_other_test_module() -> None:
         if name.split(".")[-1].startswith("test_") or name.split(".")[0] == "conftest"
     ]
     assert bad == []
+
+
+def test_test_module_names_are_unique() -> None:
+    """pytest imports test files by basename (no packages): two test_x.py in different folders
+    break collection of the whole suite."""
+    tests = PACKAGE.parents[1] / "tests"
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

@@ -408,7 +408,8 @@ def test_jobs_and_controllers_run_the_contracted_commands(values_file: str) -> N
     (c,) = sink["containers"]
     assert c["command"] == ["python", "-m", "mlplatform.serving", "sink"]
     assert c["args"] == ["--config", f"/etc/mlplatform/{sorted(MODELS)[0]}.yaml", "--port", "8080"]
-    # the stores they share (serve.payload_store, monitor.alert_store): tests/deploy/test_chart_stores.py
+    # the stores they share (serve.payload_store, monitor.alert_store):
+    # tests/deploy/test_chart_stores.py
     assert "/etc/mlplatform" in {m["mountPath"] for m in c["volumeMounts"]}
 
 

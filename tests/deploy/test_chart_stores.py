@@ -194,26 +194,44 @@ def test_the_monitor_writes_its_reports_to_the_artifact_bucket(values_file: str)
 # ---------------------------------------------------------------- network policies
 
 
-def admitted_to(docs: tuple[dict, ...], component: str, port: int) -> set[str]:
-    """The rendered pods some NetworkPolicy admits to ``component``'s pods on ``port``."""
+def ingress_peers(docs: tuple[dict, ...], component: str, port: int) -> list[dict]:
+    """The ``from`` peers of every NetworkPolicy admitting to ``component``'s pods on ``port``."""
     target = {
         "app.kubernetes.io/name": "mlplatform",
         "app.kubernetes.io/instance": RELEASE,
         "app.kubernetes.io/component": component,
     }
-    peers = [
-        peer["podSelector"]
+    return [
+        peer
         for p in docs
         if p["kind"] == "NetworkPolicy" and selects(p["spec"]["podSelector"], target)
         for rule in p["spec"].get("ingress", [])
         if port in [q["port"] for q in rule.get("ports", [])]
         for peer in rule["from"]
     ]
+
+
+def admitted_to(docs: tuple[dict, ...], component: str, port: int) -> set[str]:
+    """The rendered pods (all in the release namespace) admitted by a podSelector-only peer."""
+    peers = [
+        peer["podSelector"]
+        for peer in ingress_peers(docs, component, port)
+        if set(peer) == {"podSelector"}
+    ]
     return {
         where
         for obj in docs
         for where, labels in pod_labels(obj)
         if any(selects(peer, labels) for peer in peers)
+    }
+
+
+def namespaces_admitted_to(docs: tuple[dict, ...], component: str, port: int) -> set[str]:
+    """The namespaces all of whose pods a namespaceSelector-only peer admits."""
+    return {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for peer in ingress_peers(docs, component, port)
+        if set(peer) == {"namespaceSelector"}
     }
 
 
@@ -230,6 +248,19 @@ def test_postgresql_admits_exactly_its_clients(values_file: str) -> None:
         f"Job/{RELEASE}-minio-bucket",
         *(f"CronJob/{RELEASE}-monitor-{m}" for m in MODELS),
     }
+    assert namespaces_admitted_to(docs, "postgresql", 5432) == set()
+
+
+@every_values_file
+def test_minio_admits_the_kfp_pipeline_pods(values_file: str) -> None:
+    """The pipeline's data step fetches its data version from the DVC remote in MinIO; its pods
+    run in kfp.namespace, as MLflow's other clients from there do."""
+    docs = render(values_file)
+    assert namespaces_admitted_to(docs, "minio", 9000) == {"kubeflow"}
+    assert namespaces_admitted_to(docs, "mlflow", 5000) == {"kubeflow"}
+    moved = render(values_file, "kfp.namespace=pipelines")
+    assert namespaces_admitted_to(moved, "minio", 9000) == {"pipelines"}
+    assert namespaces_admitted_to(docs, "minio", 5432) == set()
 
 
 # ---------------------------------------------------------------- the hook creating the database

@@ -31,9 +31,8 @@ MINIKUBE_FLAGS ?= --kubernetes-version=$(K8S_VERSION) --cni=calico --cpus=6 --me
 # SET="models.house-price.predictorAlias=challenger models.house-price.canaryTrafficPercent=10".
 SERVING ?= true
 SET ?=
-# The DVC remote of the data versions on the cluster: a prefix of the chart's MinIO bucket
-# (artifactStore.bucket). `make cluster-data` pushes the demo datasets there.
-DATA_REMOTE ?= s3://mlflow/dvc
+# `make cluster-data` pushes the demo datasets to the release's DVC remote (the chart's
+# data.remotePrefix in its MinIO bucket, read from the ConfigMap <release>-pipeline).
 DATA_MODELS ?= house-price credit-risk diabetes
 
 # The image name is defined once, in src/mlplatform/image.py (read without a venv).
@@ -55,7 +54,12 @@ endif
 DOCKER ?= docker
 KIND ?= kind
 MINIKUBE ?= minikube
+# The KFP-namespace Secret of the pipeline's data step, named once in the pipeline's code.
+PIPELINE_DATA_SECRET := $(shell sed -n 's/^DATA_SECRET = "\(.*\)"/\1/p' \
+	src/mlplatform/orchestration/training_pipeline.py)
+KFP_NAMESPACE ?= kubeflow
 DEPLOY_ENV = KUBECTL="$(KUBECTL)" HELM="$(HELM)" NAMESPACE="$(NAMESPACE)" RELEASE="$(RELEASE)" \
+	KFP_NAMESPACE="$(KFP_NAMESPACE)" PIPELINE_DATA_SECRET="$(PIPELINE_DATA_SECRET)" \
 	HELM_ARGS="--set serving.enabled=$(SERVING) $(addprefix --set ,$(SET))"
 DEPS_ENV = KUBECTL="$(KUBECTL)" HELM="$(HELM)" CERT_MANAGER_VERSION="$(CERT_MANAGER_VERSION)" \
 	KNATIVE_SERVING_VERSION="$(KNATIVE_SERVING_VERSION)" \
@@ -101,13 +105,13 @@ deploy: tools ## helm upgrade --install the chart on kind (values-kind.yaml; SER
 pipeline-upload: tools ## Upload pipelines/training_pipeline.yaml to KFP on kind
 	$(KFP_SCRIPT) upload --context $(KIND_CONTEXT)
 
-pipeline-run: tools ## Run the training pipeline on kind (MODEL=house-price|credit-risk)
+pipeline-run: tools ## Run the training pipeline on kind (MODEL=house-price|credit-risk, DATA_VERSION=<md5>)
 	$(KFP_SCRIPT) run --context $(KIND_CONTEXT) --config configs/$(MODEL).yaml \
-		--release $(RELEASE) --namespace $(NAMESPACE)
+		--release $(RELEASE) --namespace $(NAMESPACE) $(if $(DATA_VERSION),--data-version $(DATA_VERSION))
 
-cluster-data: ## Push the demo datasets to the chart's MinIO (DATA_REMOTE) as DVC versions; prints md5s
+cluster-data: tools ## Push the demo datasets to the release's MinIO as DVC data versions; prints md5s
 	KUBECTL="$(KUBECTL)" CONTEXT="$(KIND_CONTEXT)" NAMESPACE="$(NAMESPACE)" RELEASE="$(RELEASE)" \
-		DATA_REMOTE="$(DATA_REMOTE)" MODELS="$(DATA_MODELS)" BIN="$(BIN)" bash scripts/cluster_data.sh
+		MODELS="$(DATA_MODELS)" BIN="$(BIN)" bash scripts/cluster_data.sh
 
 kind-down: ## Delete the kind cluster and everything in it
 	$(KIND) delete cluster --name $(CLUSTER_NAME)
@@ -132,7 +136,7 @@ minikube-pipeline-upload: tools ## Upload the training pipeline to KFP on miniku
 
 minikube-pipeline-run: tools ## Run the training pipeline on minikube (MODEL=...)
 	$(KFP_SCRIPT) run --context $(MINIKUBE_CONTEXT) --config configs/$(MODEL).yaml \
-		--release $(RELEASE) --namespace $(NAMESPACE)
+		--release $(RELEASE) --namespace $(NAMESPACE) $(if $(DATA_VERSION),--data-version $(DATA_VERSION))
 
 minikube-down: ## Delete the minikube profile and everything in it
 	$(MINIKUBE) delete -p $(CLUSTER_NAME)

@@ -2,10 +2,12 @@
 # Deploy (or upgrade) the chart: namespace, development Secrets with random values (created once,
 # never printed, never in git), then `helm upgrade --install`. Called by `make deploy` and
 # `make minikube-deploy` with:
-#   KUBECTL HELM KUBE_CONTEXT NAMESPACE RELEASE VALUES (a values-*.yaml)  [HELM_ARGS]
+#   KUBECTL HELM KUBE_CONTEXT NAMESPACE RELEASE VALUES (a values-*.yaml) KFP_NAMESPACE
+#   PIPELINE_DATA_SECRET  [HELM_ARGS]
 set -euo pipefail
 
 : "${KUBECTL:?}" "${HELM:?}" "${KUBE_CONTEXT:?}" "${NAMESPACE:?}" "${RELEASE:?}" "${VALUES:?}"
+: "${KFP_NAMESPACE:?}" "${PIPELINE_DATA_SECRET:?}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 kc() { "$KUBECTL" --context "$KUBE_CONTEXT" "$@"; }
 
@@ -35,6 +37,24 @@ ensure_secret mlplatform-postgresql username=mlflow password
 ensure_secret mlplatform-stores username=mlplatform password
 ensure_secret mlplatform-s3 access-key-id secret-access-key
 ensure_secret mlplatform-redis password
+
+# The pipeline's data step runs in the KFP namespace and fetches its data version from the
+# release's MinIO: the same key pair, and the endpoint, as a Secret there (refreshed each deploy).
+pipeline_data_secret() {
+  local get=(get secret mlplatform-s3 -n "$NAMESPACE" -o)
+  local id secret endpoint="http://$RELEASE-minio.$NAMESPACE.svc.cluster.local:9000"
+  id="$(kc "${get[@]}" 'jsonpath={.data.access-key-id}' | base64 -d)"
+  secret="$(kc "${get[@]}" 'jsonpath={.data.secret-access-key}' | base64 -d)"
+  kc create secret generic "$PIPELINE_DATA_SECRET" -n "$KFP_NAMESPACE" --dry-run=client -o yaml \
+    --from-literal=access-key-id="$id" --from-literal=secret-access-key="$secret" \
+    --from-literal=endpoint-url="$endpoint" | kc apply -f - >/dev/null
+  echo "secret/$PIPELINE_DATA_SECRET in namespace $KFP_NAMESPACE (the pipeline's data step)"
+}
+if kc get namespace "$KFP_NAMESPACE" >/dev/null 2>&1; then
+  pipeline_data_secret
+else
+  echo "namespace $KFP_NAMESPACE not found: no pipeline data Secret (install KFP, then deploy again)"
+fi
 
 # shellcheck disable=SC2086  # HELM_ARGS is a list of extra flags
 "$HELM" --kube-context "$KUBE_CONTEXT" upgrade --install "$RELEASE" "$HERE/helm/mlplatform" \

@@ -6,8 +6,11 @@
 Without ``--host`` the KFP API is reached through ``kubectl port-forward svc/ml-pipeline``
 (namespace ``kubeflow``), started for the command and stopped after it. A run gets the model's
 config as JSON with the cluster's overrides baked in (the pipeline pods run in the KFP namespace
-and see no ``MLPLATFORM__*`` variables): the in-cluster MLflow URI of the release, and proxied
-artifacts.
+and see no ``MLPLATFORM__*`` variables). The overrides are the release's, read from its
+ConfigMap ``<release>-pipeline`` (declared once, in the chart: the in-cluster MLflow URI,
+proxied artifacts, the DVC remote, a run-private Feast repo), and so is the data version the
+run trains on (``data-version.<model>``, from ``models.<model>.dataVersion``) unless
+``--data-version`` names one (``make pipeline-run DATA_VERSION=<md5>``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
 import socket
 import subprocess
 import sys
@@ -31,14 +35,34 @@ EXPERIMENT = "mlplatform"
 LOCAL_PORT = 8888
 
 
-def cluster_overrides(release: str, namespace: str) -> dict[str, str]:
-    """``MLPLATFORM__*`` values a pipeline pod needs to reach the release's services."""
-    return {
-        "MLPLATFORM__REGISTRY__TRACKING_URI": (
-            f"http://{release}-mlflow.{namespace}.svc.cluster.local:5000"
-        ),
-        "MLPLATFORM__REGISTRY__ARTIFACT_ROOT": "mlflow-artifacts:/mlplatform",
-    }
+def release_overrides(
+    pipeline_configmap: Mapping[str, str], model: str, data_version: str | None = None
+) -> dict[str, str]:
+    """``MLPLATFORM__*`` values of one run of ``model``: the release's pipeline ConfigMap data,
+    and ``MLPLATFORM__DATA__VERSION`` (``data_version``, else the ConfigMap's
+    ``data-version.<model>``). Without a data version the run could only fail at its data step
+    (the image holds no data), so that is refused here with what to run instead."""
+    out = {k: v for k, v in pipeline_configmap.items() if k.startswith("MLPLATFORM__")}
+    version = data_version or pipeline_configmap.get(f"data-version.{model}")
+    if not version:
+        raise SystemExit(
+            f"no data version for {model}: push the datasets with `make cluster-data` (it prints "
+            f"each md5), then `make pipeline-run MODEL={model} DATA_VERSION=<md5>` or set "
+            f"models.{model}.dataVersion (make deploy SET=models.{model}.dataVersion=<md5>)"
+        )
+    out["MLPLATFORM__DATA__VERSION"] = version
+    return out
+
+
+def pipeline_configmap(args: argparse.Namespace) -> dict[str, str]:
+    """The data of ConfigMap ``<release>-pipeline`` (``kubectl get``)."""
+    cmd = [args.kubectl, "--context", args.context, "-n", args.namespace, "get", "configmap"]
+    cmd += [f"{args.release}-pipeline", "-o", "json"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)}: {done.stderr.strip()} (is the chart deployed?)")
+    data: dict[str, str] = json.loads(done.stdout).get("data") or {}
+    return data
 
 
 def run_arguments(
@@ -46,8 +70,9 @@ def run_arguments(
 ) -> dict[str, str]:
     """The pipeline parameters (``config_json``, ``git_commit``) of one run."""
     from mlplatform.config import load_config
+    from mlplatform.orchestration.retrain import run_config
 
-    cfg = load_config(config, env=overrides)
+    cfg = run_config(load_config(config, env=overrides))
     return {"config_json": cfg.to_json(), "git_commit": commit}
 
 
@@ -108,8 +133,10 @@ def upload(c: Any, pipeline: Path) -> None:
 def run(c: Any, args: argparse.Namespace) -> None:
     from mlplatform.orchestration.runner import git_commit
 
-    overrides = cluster_overrides(args.release, args.namespace)
+    model = args.config.stem
+    overrides = release_overrides(pipeline_configmap(args), model, args.data_version)
     arguments = run_arguments(args.config, overrides, git_commit(ROOT))
+    print(f"{model}: data version {overrides['MLPLATFORM__DATA__VERSION']}")
     name = f"{args.config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     result = c.create_run_from_pipeline_package(
         str(args.pipeline), arguments=arguments, run_name=name, experiment_name=EXPERIMENT
@@ -134,6 +161,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "house-price.yaml")
     p.add_argument("--release", default="mlplatform", help="Helm release of the platform.")
     p.add_argument("--namespace", default="mlplatform", help="Namespace of the release.")
+    p.add_argument("--data-version", help="DVC md5 to train on (default: the release's).")
     p.add_argument("--wait", type=int, default=0, help="Wait this many seconds for the run.")
     return p.parse_args(argv)
 

@@ -7,24 +7,26 @@ in requirements.lock), the KServe CRD from ``<repo>/../shared/crds/kserve-v0.20.
 from __future__ import annotations
 
 import copy
-import subprocess
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-import yaml
+from tests.support.chart import (  # noqa: F401 (CHART, NAMESPACE, RELEASE: re-exported)
+    CHART,
+    HELM,
+    NAMESPACE,
+    RELEASE,
+    ROOT,
+    helm,
+    load_all,
+    template_args,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "helm" / "mlplatform"
-TOOLS_BIN = ROOT / ".tools" / "bin"
-HELM = TOOLS_BIN / "helm"
+TOOLS_BIN = HELM.parent
 KUBECTL = TOOLS_BIN / "kubectl"
 CRD_DIR = ROOT.parent / "shared" / "crds" / "kserve-v0.20.0"
 ISVC_CRD = CRD_DIR / "serving.kserve.io_inferenceservices.yaml"
 VALUES_FILES = ("values.yaml", "values-kind.yaml", "values-minikube.yaml")
-RELEASE = "mlplatform"
-NAMESPACE = "mlplatform"
 #: Kubernetes versions every built-in object is validated against: 1.32 (the issue's target,
 #: kubectl 1.32.3) and 1.33 (the kind/minikube node, mk/cluster.mk K8S_VERSION).
 K8S_VERSIONS = ("1.32.0", "1.33.0")
@@ -34,27 +36,6 @@ K8S_VERSIONS = ("1.32.0", "1.33.0")
 CRD_KINDS = {("serving.kserve.io/v1beta1", "InferenceService")}
 
 Obj = dict[str, Any]
-
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def load_all(text: str) -> list[Obj]:
-    return [d for d in yaml.load_all(text, Loader=_LOADER) if d]
-
-
-def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(HELM), *args], capture_output=True, text=True, check=check, timeout=120
-    )
-
-
-def template_args(values_file: str | None, *sets: str) -> list[str]:
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
-    if values_file and values_file != "values.yaml":
-        args += ["--values", str(CHART / values_file)]
-    for s in sets:
-        args += ["--set", s]
-    return args
 
 
 @cache
@@ -148,7 +129,8 @@ def all_containers(docs: tuple[Obj, ...]) -> Iterator[tuple[str, Obj, Obj]]:
 
 @cache
 def isvc_crd() -> Obj:
-    return yaml.load(ISVC_CRD.read_text(encoding="utf-8"), Loader=_LOADER)
+    (crd,) = load_all(ISVC_CRD.read_text(encoding="utf-8"))
+    return crd
 
 
 def strict_schema(schema: Obj) -> Obj:

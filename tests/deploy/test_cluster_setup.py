@@ -4,14 +4,13 @@ with each other and pin every upstream version."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 import subprocess
 from types import ModuleType
 
 import pytest
 import yaml
-from k8s_render import CRD_DIR, ROOT
+from k8s_render import CRD_DIR, RELEASE, ROOT, render
 
 MK = ROOT / "mk" / "cluster.mk"
 DOCS = ROOT / "README.md"  # the "Deploy on kind" section
@@ -171,18 +170,67 @@ def test_namespace_enforces_baseline_and_audits_restricted() -> None:
 # ---------------------------------------------------------------- KFP script
 
 
-def test_pipeline_run_bakes_the_cluster_overrides_into_the_config() -> None:
+MD5 = "0123456789abcdef0123456789abcdef"
+
+
+def pipeline_configmap(*sets: str) -> dict[str, str]:
+    """The data of the rendered ConfigMap <release>-pipeline (values-kind.yaml)."""
+    (cm,) = [
+        o
+        for o in render("values-kind.yaml", *sets)
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == f"{RELEASE}-pipeline"
+    ]
+    data: dict[str, str] = cm["data"]
+    return data
+
+
+def test_pipeline_run_bakes_the_release_overrides_into_the_config() -> None:
+    """`make pipeline-run` takes its overrides from the release's ConfigMap (rendered here):
+    in-cluster MLflow by its fully qualified name (the pods run in the KFP namespace), the
+    DVC remote and data version to fetch, a writable run-private Feast repo."""
     from mlplatform.config import PlatformConfig
 
     script = kfp_script()
-    overrides = script.cluster_overrides("mlplatform", "mlplatform")
+    data = pipeline_configmap(f"models.house-price.dataVersion={MD5}")
+    assert data["data-version.house-price"] == MD5
+    assert "data-version.credit-risk" not in data
+    overrides = script.release_overrides(data, "house-price")
     args = script.run_arguments(ROOT / "configs" / "house-price.yaml", overrides, "abc123")
     assert set(args) == {"config_json", "git_commit"}
     cfg = PlatformConfig.from_json(args["config_json"])
     assert cfg.registry.tracking_uri == "http://mlplatform-mlflow.mlplatform.svc.cluster.local:5000"
     assert cfg.registry.artifact_root == "mlflow-artifacts:/mlplatform"
+    assert (cfg.data.remote, cfg.data.version) == ("s3://mlflow/dvc", MD5)
+    assert str(cfg.feature_store.repo_dir).startswith("/tmp/")
     assert cfg.model_name == "house-price"
-    assert json.loads(args["config_json"])["model_name"] == "house-price"
+    # --data-version wins over the release's
+    other = script.release_overrides(data, "house-price", "f" * 32)
+    assert other["MLPLATFORM__DATA__VERSION"] == "f" * 32
+
+
+def test_pipeline_run_without_a_data_version_says_what_to_run() -> None:
+    script = kfp_script()
+    with pytest.raises(SystemExit) as exc:
+        script.release_overrides(pipeline_configmap(), "credit-risk")
+    message = str(exc.value)
+    assert "make cluster-data" in message and "DATA_VERSION=" in message
+    assert "models.credit-risk.dataVersion" in message
+
+
+def test_a_run_config_carries_no_store_password() -> None:
+    """config_json is visible to whoever opens the run in the KFP UI: the retrain CronJob's
+    store URLs (with the database password expanded) must not travel in it."""
+    from mlplatform.config import PlatformConfig, load_config
+    from mlplatform.orchestration.retrain import run_config
+
+    secret = "s3cr3t-password-value"
+    url = f"postgresql+psycopg://mlplatform:{secret}@mlplatform-postgresql:5432/mlplatform"
+    env = {"MLPLATFORM__SERVE__PAYLOAD_STORE": url, "MLPLATFORM__MONITOR__ALERT_STORE": url}
+    cfg = load_config(ROOT / "configs" / "house-price.yaml", env=env)
+    assert secret in cfg.to_json()  # the retrain pod's own config has it
+    text = run_config(cfg).to_json()
+    assert secret not in text
+    assert PlatformConfig.from_json(text).train == cfg.train
 
 
 def test_pipeline_versions_are_named_by_content(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -46,7 +46,7 @@ def test_every_mlplatform_container_runs_the_image(values_file: str) -> None:
 
 
 def test_compiled_pipeline_runs_the_same_image() -> None:
-    spec = yaml.safe_load(
+    spec, _platform = yaml.safe_load_all(
         (ROOT / "pipelines" / "training_pipeline.yaml").read_text(encoding="utf-8")
     )
     executors = spec["deploymentSpec"]["executors"]

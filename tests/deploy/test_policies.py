@@ -415,7 +415,7 @@ def test_jobs_and_controllers_run_the_contracted_commands(values_file: str) -> N
 
 @every_values_file
 def test_cluster_overrides_reach_every_mlplatform_container(values_file: str) -> None:
-    tracking = f"http://{RELEASE}-mlflow:5000"
+    tracking = f"http://{RELEASE}-mlflow.{NAMESPACE}.svc.cluster.local:5000"
     for where, _, c in all_containers(render(values_file)):
         if not ours(c) or c["name"] == "mlflow":
             continue

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -20,6 +21,8 @@ from pipelines.training_pipeline import (
 )
 
 from mlplatform.image import IMAGE
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_pipeline_yaml_is_up_to_date(tmp_path: Path) -> None:
@@ -50,10 +53,51 @@ def test_committed_component_yamls_are_up_to_date(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def spec() -> pipeline_spec_pb2.PipelineSpec:
     docs = list(yaml.safe_load_all(COMPILED.read_text()))
-    assert len(docs) == 1
+    assert len(docs) == 2  # the PipelineSpec, then the Kubernetes PlatformSpec
     out = pipeline_spec_pb2.PipelineSpec()
     json_format.ParseDict(docs[0], out, ignore_unknown_fields=False)  # unknown field → error
     return out
+
+
+@pytest.fixture(scope="module")
+def platform() -> dict[str, Any]:
+    """The Kubernetes settings of each executor (second document), checked against the
+    kfp-kubernetes schema: unknown fields are errors."""
+    from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s
+
+    doc = list(yaml.safe_load_all(COMPILED.read_text()))[1]
+    executors: dict[str, Any] = doc["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name, config in executors.items():
+        json_format.ParseDict(config, k8s.KubernetesExecutorConfig(), ignore_unknown_fields=False)
+        assert name.startswith("exec-"), name
+    return executors
+
+
+def test_only_the_data_step_gets_the_object_store_secret(
+    spec: pipeline_spec_pb2.PipelineSpec, platform: dict[str, Any]
+) -> None:
+    """The data step fetches ``data.version`` from S3 with the Secret named by the run's
+    ``data_secret`` parameter (optional, so a run without one, or kfp.local, still starts);
+    its keys are the ones scripts/deploy.sh writes, the variables the ones S3 clients read."""
+    from mlplatform.versioning.remote import ENDPOINT_VARS
+
+    assert set(platform) == {"exec-data"}
+    (entry,) = platform["exec-data"]["secretAsEnv"]
+    assert entry["secretNameParameter"] == {"componentInputParameter": "data_secret"}
+    assert entry["optional"] is True
+    env = {e["secretKey"]: e["envVar"] for e in entry["keyToEnv"]}
+    assert env["access-key-id"] == "AWS_ACCESS_KEY_ID"
+    assert env["secret-access-key"] == "AWS_SECRET_ACCESS_KEY"
+    assert env["endpoint-url"] in ENDPOINT_VARS
+    deploy = (ROOT / "scripts" / "deploy.sh").read_text(encoding="utf-8")
+    for key in env:
+        assert f"--from-literal={key}=" in deploy, key
+    default = spec.root.input_definitions.parameters["data_secret"].default_value.string_value
+    mk = (ROOT / "mk" / "cluster.mk").read_text(encoding="utf-8")
+    assert "PIPELINE_DATA_SECRET := $(shell sed -n 's/^DATA_SECRET = " in mk
+    assert f'DATA_SECRET = "{default}"' in (
+        ROOT / "src/mlplatform/orchestration/training_pipeline.py"
+    ).read_text(encoding="utf-8")
 
 
 def _all_tasks(spec: pipeline_spec_pb2.PipelineSpec) -> list[tuple[str, object]]:

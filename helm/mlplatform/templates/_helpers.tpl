@@ -62,9 +62,10 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* ---------------------------------------------------------------- endpoints */}}
 
+{{/* Fully qualified: KFP pipeline pods (another namespace) get it through the run's config. */}}
 {{- define "mlplatform.trackingUri" -}}
 {{- if .Values.mlflow.enabled -}}
-{{- printf "http://%s-mlflow:%d" (include "mlplatform.fullname" .) (int .Values.mlflow.port) -}}
+{{- printf "http://%s-mlflow.%s.svc.cluster.local:%d" (include "mlplatform.fullname" .) .Release.Namespace (int .Values.mlflow.port) -}}
 {{- else -}}
 {{- required "mlflow.externalTrackingUri is required when mlflow.enabled=false" .Values.mlflow.externalTrackingUri -}}
 {{- end -}}
@@ -163,6 +164,21 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/* Feast client environment (feature_repo/feature_store.cluster.yaml expands these). */}}
+{{/* Config overrides a KFP pipeline pod needs besides mlplatform.env's (it runs in the KFP
+     namespace and sees no MLPLATFORM__* variables: they travel in the run's config_json): the
+     DVC remote of the data versions, and a run-private Feast repo under /tmp (the data step's
+     point-in-time join reads only the offline store, the fetched Parquet file; the registry
+     it applies the definitions to is its own). A YAML map. */}}
+{{- define "mlplatform.pipelineOverrides" -}}
+MLPLATFORM__DATA__REMOTE: {{ include "mlplatform.dataRemote" . | quote }}
+MLPLATFORM__FEATURE_STORE__REPO_DIR: /tmp/feature_repo
+MLPLATFORM__FEATURE_STORE__STORE_YAML: /app/feature_repo/feature_store.yaml
+{{- end -}}
+
+{{- define "mlplatform.dataRemote" -}}
+{{- printf "s3://%s/%s" .Values.artifactStore.bucket .Values.data.remotePrefix -}}
+{{- end -}}
+
 {{- define "mlplatform.feastEnv" -}}
 - name: MLPLATFORM__FEATURE_STORE__STORE_YAML
   value: /app/feature_repo/feature_store.cluster.yaml

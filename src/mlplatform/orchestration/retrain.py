@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Literal
 
 from mlplatform.config import PlatformConfig
+from mlplatform.config.sections import MonitorConfig, ServeConfig
 from mlplatform.errors import PlatformError
 from mlplatform.monitoring.alert_store import AlertStore
 
@@ -55,6 +56,16 @@ def trigger_name(model: str, alert_id: int) -> str:
     'alert-house-price-7'
     """
     return f"alert-{model}-{alert_id}"
+
+
+def run_config(cfg: PlatformConfig) -> PlatformConfig:
+    """The config a pipeline run gets as its ``config_json`` parameter, which KFP shows to
+    anyone who can open the run: ``cfg`` with the stores' URLs (on the cluster they carry the
+    stores' database password, and no pipeline step opens a store) back at their defaults."""
+    return cfg.with_overrides(
+        serve={"payload_store": ServeConfig.model_fields["payload_store"].default},
+        monitor={"alert_store": MonitorConfig.model_fields["alert_store"].default},
+    )
 
 
 def version_for_trigger(cfg: PlatformConfig, trigger: str) -> str | None:
@@ -94,7 +105,7 @@ def kfp_starter(host: str) -> Starter:
             return str(found[0].run_id), None
         run = client.create_run_from_pipeline_package(
             str(compiled_pipeline()),
-            arguments={"config_json": cfg.to_json(), "trigger": trigger},
+            arguments={"config_json": run_config(cfg).to_json(), "trigger": trigger},
             run_name=trigger,
             experiment_name=f"{cfg.model_name}-retrain",
         )

@@ -9,7 +9,7 @@ it anywhere. ``make compile`` (``mlplatform pipeline compile``) writes the repos
 import tempfile
 from pathlib import Path
 
-from kfp import compiler, dsl
+from kfp import compiler, dsl, kubernetes
 
 from mlplatform.orchestration.components.data import data
 from mlplatform.orchestration.components.explain import explain
@@ -19,6 +19,14 @@ from mlplatform.orchestration.components.register import register
 from mlplatform.orchestration.components.train_gd import train_gd
 
 PIPELINE_NAME = "mlplatform-training"
+#: The data step's object-store Secret in the KFP namespace (``scripts/deploy.sh`` writes it).
+DATA_SECRET = "mlplatform-pipeline-data"
+#: Its keys and the variables they become: the S3 client of DVC/s3fs reads these.
+DATA_SECRET_ENV = {
+    "access-key-id": "AWS_ACCESS_KEY_ID",
+    "secret-access-key": "AWS_SECRET_ACCESS_KEY",
+    "endpoint-url": "AWS_ENDPOINT_URL",
+}
 
 
 def _resources(task: dsl.PipelineTask, cpu: str, memory: str) -> dsl.PipelineTask:
@@ -32,11 +40,18 @@ def _resources(task: dsl.PipelineTask, cpu: str, memory: str) -> dsl.PipelineTas
 
 @dsl.pipeline(name=PIPELINE_NAME, description="Train, explain, gate and register one model.")
 def training_pipeline(
-    config_json: str, git_commit: str = "unknown", trigger: str = "manual"
+    config_json: str,
+    git_commit: str = "unknown",
+    trigger: str = "manual",
+    data_secret: str = DATA_SECRET,
 ) -> None:
     """``config_json``: the model's PlatformConfig as JSON; ``trigger``: who started the run
-    ("manual", or the drift alert id), recorded in the model's lineage."""
+    ("manual", or the drift alert id), recorded in the model's lineage; ``data_secret``: the
+    Secret (in the KFP namespace) with the object store's credentials the data step fetches
+    ``data.version`` with (:data:`DATA_SECRET_ENV`; optional: without it the step runs with
+    no S3 credentials, as ``kfp.local`` does, which ignores Kubernetes settings)."""
     d = _resources(data(config_json=config_json), "500m", "1G")
+    kubernetes.use_secret_as_env(d, data_secret, DATA_SECRET_ENV, optional=True)
     n = _resources(normalize(config_json=config_json, dataset=d.outputs["dataset"]), "250m", "512M")
     splits = {k: n.outputs[k] for k in ("train", "val", "test")}
     t = _resources(

@@ -36,6 +36,21 @@ def versioned_config(cfg: PlatformConfig, cache: Path) -> PlatformConfig:
     return cfg.with_overrides(data={"data_dir": str(folder)})
 
 
+def data_source(cfg: PlatformConfig) -> str:
+    """Where the bytes a run trains on can be read again, recorded as the model's
+    ``lineage.data_path``: with ``data.version``, that object in the DVC remote (a pipeline
+    pod's fetched copy is gone with the pod); else the local file ``cfg.data_path``.
+
+    For ``data.remote: s3://b/dvc`` and ``data.version: 0f1e…`` (32 hex digits) that is
+    ``s3://b/dvc/files/md5/0f/1e…``: ``dvc`` or any S3 client reads it back by that URL.
+    """
+    if cfg.data.version is None:
+        return str(cfg.data_path)
+    from mlplatform.versioning import default_remote, object_url
+
+    return object_url(cfg.data.remote or default_remote(), cfg.data.version)
+
+
 def materialize_features(cfg: PlatformConfig) -> Path:
     """Fill the online store from the data version to serve: ``data.version`` fetched into
     ``<data_dir>/versions/``, else ``cfg.data_path`` (generated when absent); the file used."""

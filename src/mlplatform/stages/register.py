@@ -12,6 +12,7 @@ import pandas as pd
 
 from mlplatform.config import PlatformConfig
 from mlplatform.errors import GateFailedError
+from mlplatform.stages.data import data_source
 from mlplatform.stages.io import flat_metrics, read_data, read_json
 
 
@@ -47,7 +48,7 @@ def register_step(cfg: PlatformConfig, paths: dict[str, Any], lineage: dict[str,
         lineage={
             **lineage,
             "config_hash": config_hash(cfg),
-            "data_path": str(cfg.data_path),
+            "data_path": data_source(cfg),
             "feature_service": service_name(cfg),
             "validation": json.dumps(gate),
         },

@@ -12,7 +12,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
-from tests.support.mlflow_server import S3, mlflow_server, moto_s3
+from tests.support.mlflow_server import S3, mlflow_server, moto_s3, register_version
 from tests.support.services import fresh_postgres
 
 from mlplatform.config import PlatformConfig, load_config
@@ -21,9 +21,6 @@ from mlplatform.core.training import generate, split_frame
 from mlplatform.monitoring.monitor import reference_frame, run_monitor, validation_error
 from mlplatform.registry.mlflow_registry import CHAMPION, Registry
 from mlplatform.serving.payloads import PayloadRecord, PayloadStore
-from mlplatform.stages import generate_data, register_step, train_job
-from mlplatform.stages.io import write_json
-from mlplatform.stages.register import reference_sample
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -62,24 +59,6 @@ def _config(tmp: Path, tracking_uri: str, reports_dir: str) -> PlatformConfig:
     )
 
 
-def _register(cfg: PlatformConfig, tmp: Path) -> tuple[str, Path, pd.DataFrame]:
-    """The register stage with the files the pipeline hands it; the version, model, sample."""
-    data = generate_data(cfg)
-    outputs = train_job(cfg, data)
-    train = tmp / "train.parquet"
-    split_frame(cfg, pd.read_parquet(data)).train.to_parquet(train, index=False)
-    paths = {
-        "model": outputs.files["model"],
-        "metrics": outputs.files["metrics"],
-        "quality": write_json(tmp / "quality.json", {"lime_fidelity_r2_mean": 0.9}),
-        "gate": write_json(tmp / "gate.json", {"passed": True, "checks": []}),
-        "train": train,
-        "reports": [outputs.files["loss_curve"]],
-    }
-    version = register_step(cfg, paths, {"data_md5": "x", "trigger": "manual"})
-    return version, outputs.files["model"], reference_sample(cfg, pd.read_parquet(train))
-
-
 def _log_traffic(cfg: PlatformConfig, db: Path, shift: float, rows: int = 300) -> None:
     """One hour of requests from a world moved by ``shift``, logged as the router does."""
     df = generate(cfg.data.model_copy(update={"shift": shift, "seed": 7, "rows": rows}))
@@ -113,7 +92,7 @@ def test_register_load_reference_and_monitor_through_the_server(
     tracking_uri: str, s3_env: S3, tmp_path: Path
 ) -> None:
     cfg = _config(tmp_path, tracking_uri, str(tmp_path / "reports"))
-    version, model_path, sample = _register(cfg, tmp_path)
+    version, model_path, sample = register_version(cfg, tmp_path)
     reg = Registry(cfg.registry)
     assert reg.by_alias(cfg.model_name, CHAMPION).version == version  # type: ignore[union-attr]
     rows = generate(cfg.data).head(20)

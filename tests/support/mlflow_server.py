@@ -139,3 +139,31 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+def register_version(
+    cfg: Any, tmp: Path, lineage: dict[str, str] | None = None
+) -> tuple[str, Path, Any]:
+    """Train ``cfg`` on freshly generated data and run the register stage with the files the
+    pipeline hands it (a passed gate); (the version, its model file, the reference sample)."""
+    import pandas as pd
+
+    from mlplatform.core.training import split_frame
+    from mlplatform.stages import generate_data, register_step, train_job
+    from mlplatform.stages.io import write_json
+    from mlplatform.stages.register import reference_sample
+
+    data = generate_data(cfg)
+    outputs = train_job(cfg, data)
+    train = tmp / "train.parquet"
+    split_frame(cfg, pd.read_parquet(data)).train.to_parquet(train, index=False)
+    paths = {
+        "model": outputs.files["model"],
+        "metrics": outputs.files["metrics"],
+        "quality": write_json(tmp / "quality.json", {"lime_fidelity_r2_mean": 0.9}),
+        "gate": write_json(tmp / "gate.json", {"passed": True, "checks": []}),
+        "train": train,
+        "reports": [outputs.files["loss_curve"]],
+    }
+    version = register_step(cfg, paths, lineage or {"data_md5": "x", "trigger": "manual"})
+    return version, outputs.files["model"], reference_sample(cfg, pd.read_parquet(train))

@@ -66,10 +66,25 @@ DEPS_ENV = KUBECTL="$(KUBECTL)" HELM="$(HELM)" CERT_MANAGER_VERSION="$(CERT_MANA
 	KNATIVE_KOURIER_VERSION="$(KNATIVE_KOURIER_VERSION)" KSERVE_VERSION="$(KSERVE_VERSION)" \
 	KFP_VERSION="$(KFP_VERSION)"
 KFP_SCRIPT = $(BIN)/python scripts/kfp_pipeline.py --kubectl "$(KUBECTL)"
+# `make materialize`: a Job from the model's materialize CronJob (rendered for the models with
+# a dataVersion), followed until it completes. $(1) is the kube context.
+MATERIALIZE_CRONJOB = $(RELEASE)-materialize-$(MODEL)
+define MATERIALIZE
+	@$(KUBECTL) --context $(1) -n $(NAMESPACE) get cronjob/$(MATERIALIZE_CRONJOB) >/dev/null \
+		|| { echo "no cronjob/$(MATERIALIZE_CRONJOB): record the model's data version first," \
+			"make deploy SET=models.$(MODEL).dataVersion=<md5> (make cluster-data prints it)" >&2; \
+			exit 2; }
+	job=$(MATERIALIZE_CRONJOB)-$$(date +%s) && \
+	$(KUBECTL) --context $(1) -n $(NAMESPACE) create job $$job \
+		--from=cronjob/$(MATERIALIZE_CRONJOB) && \
+	$(KUBECTL) --context $(1) -n $(NAMESPACE) logs -f job/$$job --pod-running-timeout=5m && \
+	$(KUBECTL) --context $(1) -n $(NAMESPACE) wait job/$$job --for=condition=complete \
+		--timeout=120s
+endef
 
 .PHONY: tools image image-name kind-up kind-load install-deps deploy pipeline-upload \
-	pipeline-run cluster-data kind-down minikube-up minikube-load minikube-install-deps minikube-deploy \
-	minikube-pipeline-upload minikube-pipeline-run minikube-down
+	pipeline-run cluster-data materialize kind-down minikube-up minikube-load minikube-install-deps \
+	minikube-deploy minikube-pipeline-upload minikube-pipeline-run minikube-materialize minikube-down
 
 tools: $(TOOLS_BIN)/helm ## Extract the pinned helm and kubectl into .tools/bin
 
@@ -113,6 +128,9 @@ cluster-data: tools ## Push the demo datasets to the release's MinIO as DVC data
 	KUBECTL="$(KUBECTL)" CONTEXT="$(KIND_CONTEXT)" NAMESPACE="$(NAMESPACE)" RELEASE="$(RELEASE)" \
 		MODELS="$(DATA_MODELS)" BIN="$(BIN)" bash scripts/cluster_data.sh
 
+materialize: tools ## Fill Redis with a model's online features now (MODEL=; needs its dataVersion)
+	$(call MATERIALIZE,$(KIND_CONTEXT))
+
 kind-down: ## Delete the kind cluster and everything in it
 	$(KIND) delete cluster --name $(CLUSTER_NAME)
 
@@ -137,6 +155,9 @@ minikube-pipeline-upload: tools ## Upload the training pipeline to KFP on miniku
 minikube-pipeline-run: tools ## Run the training pipeline on minikube (MODEL=...)
 	$(KFP_SCRIPT) run --context $(MINIKUBE_CONTEXT) --config configs/$(MODEL).yaml \
 		--release $(RELEASE) --namespace $(NAMESPACE) $(if $(DATA_VERSION),--data-version $(DATA_VERSION))
+
+minikube-materialize: tools ## Fill Redis with a model's online features on minikube (MODEL=...)
+	$(call MATERIALIZE,$(MINIKUBE_CONTEXT))
 
 minikube-down: ## Delete the minikube profile and everything in it
 	$(MINIKUBE) delete -p $(CLUSTER_NAME)

@@ -41,6 +41,9 @@ kc patch configmap/config-domain -n knative-serving --type merge \
   --patch-file "$MANIFESTS/knative/config-domain.yaml"
 kc patch configmap/config-features -n knative-serving --type merge \
   --patch-file "$MANIFESTS/knative/config-features.yaml"
+# The node-loaded image's registry skips tag resolution (the file says why).
+kc patch configmap/config-deployment -n knative-serving --type merge \
+  --patch-file "$MANIFESTS/knative/config-deployment.yaml"
 kc patch service/kourier -n kourier-system --patch-file "$MANIFESTS/knative/kourier-nodeport.yaml"
 
 step "KServe ${KSERVE_VERSION} (Knative mode, Kourier: no Istio VirtualService)"

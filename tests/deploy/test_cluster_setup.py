@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 import yaml
-from k8s_render import CRD_DIR, RELEASE, ROOT, render
+from k8s_render import CRD_DIR, RELEASE, ROOT, containers, pod_specs, render
 
 MK = ROOT / "mk" / "cluster.mk"
 DOCS = ROOT / "README.md"  # the "Deploy on kind" section
@@ -23,11 +23,13 @@ TARGETS = (
     "deploy",
     "pipeline-upload",
     "pipeline-run",
+    "materialize",
     "kind-down",
     "minikube-up",
     "minikube-load",
     "minikube-install-deps",
     "minikube-deploy",
+    "minikube-materialize",
     "minikube-down",
 )
 VERSION_VARS = (
@@ -123,6 +125,26 @@ def test_cluster_targets_name_their_kube_context() -> None:
     assert "--context kind-mlplatform" in make("-n", "pipeline-run").stdout
 
 
+def test_materialize_runs_a_job_from_the_cronjob_the_chart_renders() -> None:
+    """`make materialize` starts a Job from the model's materialize CronJob and follows it; a
+    model without a recorded data version has no CronJob, and the target says what to run."""
+    sets = (f"models.credit-risk.dataVersion={MD5}",)
+    (cronjob,) = [
+        o["metadata"]["name"]
+        for o in render("values-kind.yaml", *sets)
+        if o["kind"] == "CronJob" and "materialize" in o["metadata"]["name"]
+    ]
+    for target, context in (
+        ("materialize", "kind-mlplatform"),
+        ("minikube-materialize", "mlplatform"),
+    ):
+        out = make("-n", target, "MODEL=credit-risk").stdout
+        assert f"job={cronjob}-$(date +%s)" in out, out
+        assert f"--context {context} -n mlplatform create job $job --from=cronjob/{cronjob}" in out
+        assert "wait job/" in out and "--for=condition=complete" in out
+        assert "make deploy SET=models.credit-risk.dataVersion=<md5>" in out
+
+
 def test_shell_scripts_parse() -> None:
     for script in sorted((ROOT / "scripts").glob("*.sh")):
         subprocess.run(["bash", "-n", str(script)], check=True)
@@ -154,6 +176,72 @@ def test_knative_is_configured_for_kourier_and_the_chart() -> None:
     assert data("config-network")["ingress-class"] == "kourier.ingress.networking.knative.dev"
     assert data("config-domain") == {"example.com": ""}
     assert set(data("config-features").values()) == {"enabled"}
+
+
+#: Knative's default `registries-skipping-tag-resolving` (knative/serving knative-v1.21.1,
+#: pkg/deployment/config.go; cluster-facts.md).
+KNATIVE_SKIPPED_BY_DEFAULT = {"kind.local", "ko.local", "dev.local"}
+
+
+def image_registry(ref: str) -> str:
+    """The registry of an image reference as go-containerregistry's ``name.ParseReference``
+    (what Knative checks) reads it: the first path part if it has a ``.`` or ``:`` or is
+    ``localhost``, else Docker Hub."""
+    first, _, rest = ref.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "index.docker.io"
+
+
+def skipped_registries() -> set[str]:
+    """The registries the patch install_deps.sh applies to config-deployment skips."""
+    script = (ROOT / "scripts" / "install_deps.sh").read_text(encoding="utf-8")
+    assert re.search(
+        r"patch configmap/config-deployment -n knative-serving --type merge \\\n"
+        r'\s+--patch-file "\$MANIFESTS/knative/config-deployment\.yaml"',
+        script,
+    ), "install_deps.sh does not patch config-deployment"
+    path = ROOT / "manifests" / "knative" / "config-deployment.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert (doc["metadata"]["name"], doc["metadata"]["namespace"]) == (
+        "config-deployment",
+        "knative-serving",
+    )
+    return set(doc["data"]["registries-skipping-tag-resolving"].split(","))
+
+
+def isvc_images(values_file: str, *sets: str) -> set[str]:
+    return {
+        c["image"]
+        for o in render(values_file, *sets)
+        if o["kind"] == "InferenceService"
+        for _, pod in pod_specs(o)
+        for _, c in containers(pod)
+    }
+
+
+@pytest.mark.parametrize("values_file", ["values-kind.yaml", "values-minikube.yaml"])
+def test_knative_skips_tag_resolution_for_the_node_loaded_image(values_file: str) -> None:
+    """The image exists only on the node (kind load / minikube image load): Knative must not
+    ask its registry for a digest, or no revision becomes Ready."""
+    from mlplatform.image import IMAGE_REPOSITORY
+
+    images = isvc_images(values_file)
+    assert images, "no InferenceService rendered"
+    assert {image_registry(i) for i in images} <= skipped_registries()
+    assert image_registry(IMAGE_REPOSITORY) == "ghcr.io"
+
+
+def test_tag_resolution_keeps_knative_defaults() -> None:
+    assert skipped_registries() >= KNATIVE_SKIPPED_BY_DEFAULT
+
+
+def test_an_image_under_another_registry_is_not_skipped() -> None:
+    """Negative control: the check above fails for an image of a registry not in the list."""
+    (image,) = isvc_images("values-kind.yaml", "image.repository=quay.io/acme/mlplatform")
+    assert image_registry(image) == "quay.io" not in skipped_registries()
+    assert image_registry("mlplatform:0.1.0") == "index.docker.io"
+    assert image_registry("localhost:5000/mlplatform:0.1.0") == "localhost:5000"
 
 
 def test_namespace_enforces_baseline_and_audits_restricted() -> None:

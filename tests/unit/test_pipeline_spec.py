@@ -128,6 +128,43 @@ def test_every_task_and_executor_reference_resolves(spec: pipeline_spec_pb2.Pipe
             assert comp.executor_label in executors, f"{ref} → missing executor"
 
 
+def cached_tasks(spec: pipeline_spec_pb2.PipelineSpec) -> list[str]:
+    """Names of the tasks KFP would serve from its cache (``enableCache``)."""
+    return sorted(
+        name
+        for name, task in _all_tasks(spec)
+        if task.caching_options.enable_cache  # type: ignore[attr-defined]
+    )
+
+
+def test_no_task_reuses_cached_outputs(spec: pipeline_spec_pb2.PipelineSpec) -> None:
+    """KFP caches every task by default: a second run on the same inputs (a retrain on the
+    same data version after drift) would reuse the old model and register nothing. Off in the
+    spec, so every run trains, whoever starts it (scripts, the retrain trigger, the UI)."""
+    tasks = _all_tasks(spec)
+    assert {name for name, _ in tasks} >= {"data", "train-gd", "register"}
+    assert cached_tasks(spec) == []
+
+
+def test_a_task_left_at_the_default_is_cached(tmp_path: Path) -> None:
+    """Negative control: without set_caching_options(False) the compiler turns the cache on,
+    and the check above sees it."""
+    from kfp import compiler, dsl
+
+    from mlplatform.orchestration.components.data import data
+
+    def default_caching(config_json: str) -> None:
+        data(config_json=config_json)
+
+    # This module's annotations are strings (PEP 563); KFP reads real types.
+    default_caching.__annotations__ = {"config_json": str}
+    path = tmp_path / "p.yaml"
+    compiler.Compiler().compile(dsl.pipeline(name="default-caching")(default_caching), str(path))
+    out = pipeline_spec_pb2.PipelineSpec()
+    json_format.ParseDict(yaml.safe_load(path.read_text()), out)
+    assert cached_tasks(out) == ["data"]
+
+
 def test_every_container_uses_the_one_image(spec: pipeline_spec_pb2.PipelineSpec) -> None:
     executors = spec.deployment_spec["executors"]
     images = {e["container"]["image"] for e in executors.values()}

@@ -1,5 +1,6 @@
 {{/* One CronJob of the mlplatform CLI for one model. Args: (dict "ctx" $ "model" "house-price"
-     "component" "monitor" "job" .Values.monitor "command" (list ...) "env" "<yaml>"). */}}
+     "component" "monitor" "job" .Values.monitor "command" (list ...) "env" "<yaml>"), and
+     optionally "volumeMounts" / "volumes" ("<yaml>" lists added to the config and /tmp ones). */}}
 {{- define "mlplatform.cronJob" -}}
 {{- $ctx := .ctx -}}
 {{- $fullname := include "mlplatform.fullname" $ctx -}}
@@ -56,6 +57,12 @@ spec:
                 {{- include "mlplatform.containerSecurityContext" $ctx | nindent 16 }}
               volumeMounts:
                 {{- include "mlplatform.baseVolumeMounts" $ctx | nindent 16 }}
+                {{- with .volumeMounts }}
+                {{- . | nindent 16 }}
+                {{- end }}
           volumes:
             {{- include "mlplatform.baseVolumes" $ctx | nindent 12 }}
+            {{- with .volumes }}
+            {{- . | nindent 12 }}
+            {{- end }}
 {{- end -}}

@@ -224,10 +224,16 @@ MLPLATFORM__FEATURE_STORE__STORE_YAML: /app/feature_repo/feature_store.yaml
 {{/* The monitor's reports in the artifact bucket (monitor.reports_dir, written with s3fs): the
      endpoint as MLflow reads it and the S3 key pair from the artifact store's Secret. */}}
 {{- define "mlplatform.reportsEnv" -}}
+- name: MLPLATFORM__MONITOR__REPORTS_DIR
+  value: {{ printf "s3://%s/monitoring" .Values.artifactStore.bucket | quote }}
+{{ include "mlplatform.s3Env" . }}
+{{- end -}}
+
+{{/* An S3 client of the artifact store (s3fs, DVC, MLflow): the endpoint (MLFLOW_S3_ENDPOINT_URL,
+     which mlplatform.versioning also reads) and the key pair from the artifact store's Secret. */}}
+{{- define "mlplatform.s3Env" -}}
 {{- $s3 := .Values.artifactStore -}}
 {{- $secret := include "mlplatform.s3Secret" . -}}
-- name: MLPLATFORM__MONITOR__REPORTS_DIR
-  value: {{ printf "s3://%s/monitoring" $s3.bucket | quote }}
 - name: MLFLOW_S3_ENDPOINT_URL
   value: {{ include "mlplatform.s3Endpoint" . | quote }}
 - name: AWS_ACCESS_KEY_ID
@@ -318,6 +324,19 @@ livenessProbe:
   periodSeconds: {{ $p.liveness.periodSeconds }}
   timeoutSeconds: {{ $p.liveness.timeoutSeconds }}
   failureThreshold: {{ $p.liveness.failureThreshold }}
+{{- end -}}
+
+{{/* The models whose online features the materialize CronJobs fill: those with a dataVersion
+     (nothing else on the cluster says which bytes to serve), when materialize and Feast are on.
+     Independent of serving.enabled: features can be filled before the servers start. */}}
+{{- define "mlplatform.materializedModels" -}}
+{{- $names := list -}}
+{{- if and .Values.materialize.enabled .Values.feast.enabled -}}
+{{- range $name := include "mlplatform.configuredModels" . | fromJsonArray -}}
+{{- if (index $.Values.models $name).dataVersion -}}{{- $names = append $names $name -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $names -}}
 {{- end -}}
 
 {{/* Names of the models with enabled: true, in a stable order (their configs). */}}

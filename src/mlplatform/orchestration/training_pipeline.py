@@ -30,11 +30,16 @@ DATA_SECRET_ENV = {
 
 
 def _resources(task: dsl.PipelineTask, cpu: str, memory: str) -> dsl.PipelineTask:
+    """Requests and limits, and no cache: KFP caches every task by default (``enableCache:
+    true``; cluster-facts.md), so a second run on unchanged inputs (a retrain on the same data
+    version after drift) would reuse the old outputs and register nothing. Set in the spec, it
+    holds for every way a run starts: ``make pipeline-run``, the retrain trigger, the UI."""
     return (
         task.set_cpu_request(cpu)
         .set_memory_request(memory)
         .set_cpu_limit("2")
         .set_memory_limit("4G")
+        .set_caching_options(False)
     )
 
 

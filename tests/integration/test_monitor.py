@@ -196,7 +196,13 @@ def test_missing_payload_log(world: dict[str, object], tmp_path: Path) -> None:
 
 
 def test_positional_instances_and_missing_features() -> None:
-    meta = {"request_id": "r", "endpoint": "predict", "status": 200, "latency_ms": 1.0}
+    meta = {
+        "request_id": "r",
+        "instance": 0,
+        "endpoint": "predict",
+        "status": 200,
+        "latency_ms": 1.0,
+    }
     frame = pd.DataFrame(
         [
             {

@@ -1,7 +1,9 @@
 """The payload log of one window as the arrays the monitor needs.
 
-:meth:`PayloadStore.window` gives one row per instance with the request's metadata,
-``feature.<name>`` columns, ``prediction`` and ``label``. The monitor wants two views:
+:meth:`PayloadStore.numeric_window` gives one row per instance with the request's metadata,
+``feature.<name>`` columns, ``prediction`` and ``label`` (read in bulk from the compact form
+written at ingestion; :meth:`PayloadStore.window` gives the same rows decoded from the JSON
+bodies, with raw predictions and labels). The monitor wants two views:
 
 * rows of successful requests (HTTP 2xx) for drift: the feature frame, the predictions and
   the labels (NaN when no feedback came), and the model versions that served them;
@@ -10,7 +12,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from numpy.typing import NDArray
 from mlplatform.config import PlatformConfig
 from mlplatform.core.alerts import Window
 from mlplatform.errors import PayloadWindowError
-from mlplatform.serving.payloads import PayloadStore
+from mlplatform.serving.payloads import PayloadStore, as_number
 from mlplatform.stores import sqlite_path
 
 FloatArray = NDArray[np.float64]
@@ -45,12 +46,12 @@ class WindowData:
         return len(self.features)
 
 
-def _number(value: Any) -> float:
-    """A scalar, or the last element of a list of class probabilities; else NaN."""
-    v = value[-1] if isinstance(value, list) and value else value
-    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
-        return float(v)
-    return math.nan
+def _numbers(values: Any) -> FloatArray:
+    """:func:`as_number` of each value (vectorized for a float64 column: NaN where not finite)."""
+    if isinstance(values, pd.Series) and values.dtype == np.float64:
+        v = values.to_numpy()
+        return np.where(np.isfinite(v), v, np.nan)
+    return np.array([as_number(v) for v in values], dtype=np.float64)
 
 
 def _feature_frame(rows: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
@@ -64,11 +65,12 @@ def _feature_frame(rows: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
 
 
 def frame_window(frame: pd.DataFrame, names: Sequence[str], endpoints: Sequence[str]) -> WindowData:
-    """Split :meth:`PayloadStore.window` output into :class:`WindowData`."""
+    """Split :meth:`PayloadStore.numeric_window` (or :meth:`PayloadStore.window`) output into
+    :class:`WindowData`; a request's first instance (``instance`` 0) stands for it in health."""
     if frame.empty:
-        frame = pd.DataFrame(columns=["request_id", "endpoint", "status", "latency_ms"])
+        frame = pd.DataFrame(columns=["instance", "endpoint", "status", "latency_ms"])
     frame = frame[frame["endpoint"].isin(list(endpoints))]
-    requests = frame.drop_duplicates("request_id")
+    requests = frame[frame["instance"] == 0]
     status = pd.to_numeric(frame["status"], errors="coerce")
     ok = frame[(status >= 200) & (status < 300)].reset_index(drop=True)
     versions = (
@@ -76,8 +78,8 @@ def frame_window(frame: pd.DataFrame, names: Sequence[str], endpoints: Sequence[
     )
     return WindowData(
         features=_feature_frame(ok, names).reindex(columns=list(names)),
-        predictions=np.array([_number(p) for p in ok.get("prediction", [])], dtype=np.float64),
-        labels=np.array([_number(y) for y in ok.get("label", [])], dtype=np.float64),
+        predictions=_numbers(ok.get("prediction", [])),
+        labels=_numbers(ok.get("label", [])),
         latency_ms=pd.to_numeric(requests["latency_ms"], errors="coerce").to_numpy(np.float64),
         status=pd.to_numeric(requests["status"], errors="coerce").to_numpy(np.float64),
         model_versions={str(k): int(v) for k, v in versions.value_counts().items()},
@@ -93,5 +95,5 @@ def payload_frame(
     if path is not None and not path.is_file():
         raise PayloadWindowError(f"no payload log at {path} (serve the model first)")
     with PayloadStore(payload_store) as store:
-        frame = store.window(window.start, window.end, cfg.model_name, cfg.feature_names)
+        frame = store.numeric_window(window.start, window.end, cfg.model_name, cfg.feature_names)
     return frame_window(frame, cfg.feature_names, endpoints)

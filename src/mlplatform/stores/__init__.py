@@ -19,6 +19,7 @@ Layout: :mod:`.engine` (URLs, engines, transactions, the database clock, dialect
 
 from mlplatform.stores.engine import (
     begin_write,
+    bulk_rows,
     clock,
     greatest,
     insert_for,
@@ -32,6 +33,7 @@ __all__ = [
     "STORES",
     "Store",
     "begin_write",
+    "bulk_rows",
     "clock",
     "current_revision",
     "greatest",

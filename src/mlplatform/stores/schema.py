@@ -4,6 +4,12 @@
 ``alerts``) are separate metadata: each store migrates on its own
 (:func:`mlplatform.stores.migrate`). Times are Unix seconds as double precision (``REAL`` on
 SQLite, as the files written before migrations existed); JSON values are text.
+
+Beside each body, ``payloads`` keeps its compact form, written once at ingestion
+(:mod:`mlplatform.serving.payloads.compact`; NULL in rows from before migration
+``payloads_0002``), and the latest ``feedback`` label with its time, which a trigger on
+``feedback`` keeps current for every writer (``migrations/payloads/versions/r0002_compact.py``),
+so the monitor reads a window in one query, without JSON and without a join.
 """
 
 from __future__ import annotations
@@ -31,6 +37,13 @@ payloads = sa.Table(
     sa.Column("request", sa.Text),
     sa.Column("response", sa.Text),
     sa.Column("error", sa.Text),
+    sa.Column("feature_layout", sa.Text),
+    sa.Column("feature_rows", sa.Integer),
+    sa.Column("feature_numbers", sa.LargeBinary),
+    sa.Column("feature_strings", sa.Text),
+    sa.Column("prediction_numbers", sa.LargeBinary),
+    sa.Column("latest_label", sa.Text),
+    sa.Column("latest_label_ts", Float64),
     sa.Index("payloads_ts", "ts"),
 )
 

@@ -17,12 +17,22 @@ Example::
     store.add_feedback("r1", 3.7)
     store.window(0, time.time())[["variant", "feature.0", "prediction", "label"]]
 
+Every row also gets its bodies' compact form as it is written (float64 feature values and
+predictions, categorical strings: :mod:`.compact`), so the monitor reads a window in one query
+without parsing JSON (``store.numeric_window(...)``, :mod:`.numeric`).
+
 Layout: :mod:`.records` (the row), :mod:`.statements` (the writes, per dialect),
-:mod:`.writer` (the group commit), :mod:`.store` (:class:`PayloadStore`) and :mod:`.decode`
-(request/response bodies → instances, predictions and per-instance rows).
+:mod:`.writer` (the group commit), :mod:`.store` (:class:`PayloadStore`), :mod:`.decode`
+(request/response bodies → instances, predictions and per-instance rows), :mod:`.compact`
+(the compact form written at ingestion) and :mod:`.numeric` (a window read back from it).
 """
 
-from mlplatform.serving.payloads.decode import decode_instances, decode_predictions, instance_rows
+from mlplatform.serving.payloads.decode import (
+    as_number,
+    decode_instances,
+    decode_predictions,
+    instance_rows,
+)
 from mlplatform.serving.payloads.records import COLUMNS, PayloadRecord
 from mlplatform.serving.payloads.statements import Half
 from mlplatform.serving.payloads.store import PayloadStore, T
@@ -36,6 +46,7 @@ __all__ = [
     "PayloadStore",
     "T",
     "Write",
+    "as_number",
     "decode_instances",
     "decode_predictions",
     "instance_rows",

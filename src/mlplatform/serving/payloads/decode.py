@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,7 +61,22 @@ def decode_predictions(text: str | None) -> list[Any] | None:
     return None
 
 
-def _features(instance: Any, names: Sequence[str] | None) -> dict[str, Any]:
+def as_number(value: Any) -> float:
+    """The number the monitor reads from a prediction or label: a scalar, or the last element
+    of a list of class probabilities (P(class 1)); NaN for anything else or a non-finite value.
+
+    >>> as_number(3), as_number([0.2, 0.8]), as_number("a"), as_number(True)
+    (3.0, 0.8, nan, nan)
+    """
+    v = value[-1] if isinstance(value, list) and value else value
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+        return float(v)
+    return math.nan
+
+
+def instance_features(instance: Any, names: Sequence[str] | None) -> dict[str, Any]:
+    """``feature.<name>`` → value of one instance (keyed by its keys, else by ``names`` when
+    there are as many, else by position)."""
     if isinstance(instance, dict):
         return {f"feature.{k}": v for k, v in instance.items()}
     values = instance if isinstance(instance, list) else [instance]
@@ -68,7 +84,9 @@ def _features(instance: Any, names: Sequence[str] | None) -> dict[str, Any]:
     return {f"feature.{k}": v for k, v in zip(keys, values, strict=True)}
 
 
-def _labels(label: Any, n: int) -> list[Any]:
+def instance_labels(label: Any, n: int) -> list[Any]:
+    """The label of each of ``n`` instances: a list of n labels as given, one value for all,
+    NaN when missing or when a list has another length."""
     if isinstance(label, list):
         return label if len(label) == n else [np.nan] * n
     return [np.nan if label is None else label] * n
@@ -79,10 +97,10 @@ def instance_rows(rec: dict[str, Any], names: Sequence[str] | None) -> list[dict
     meta = {k: rec[k] for k in COLUMNS if k not in ("request", "response")}
     instances = decode_instances(rec["request"]) or [None]
     preds = decode_predictions(rec["response"]) or []
-    labels = _labels(rec["label"], len(instances))
+    labels = instance_labels(rec["label"], len(instances))
     rows = []
     for i, inst in enumerate(instances):
-        row = {**meta, "instance": i, **({} if inst is None else _features(inst, names))}
+        row = {**meta, "instance": i, **({} if inst is None else instance_features(inst, names))}
         row["prediction"] = preds[i] if i < len(preds) else np.nan
         row["label"] = labels[i]
         rows.append(row)

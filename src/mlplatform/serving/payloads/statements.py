@@ -13,12 +13,19 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from mlplatform.serving.payloads.compact import FEATURE_COLUMNS, PREDICTION_COLUMN
 from mlplatform.stores import greatest, insert_for
 from mlplatform.stores.schema import feedback, payloads
 
 Half = Literal["request", "response"]
-REQUEST_FIELDS = ("request_id", "ts", "model", "variant", "endpoint", "n_instances", "request")
-RESPONSE_FIELDS = ("request_id", "ts", "model", "variant", "model_version", "status", "response")
+REQUEST_FIELDS = (
+    *("request_id", "ts", "model", "variant", "endpoint", "n_instances", "request"),
+    *FEATURE_COLUMNS,
+)
+RESPONSE_FIELDS = (
+    *("request_id", "ts", "model", "variant", "model_version", "status", "response"),
+    PREDICTION_COLUMN,
+)
 
 
 #: One ``payloads`` row (a repeated request id is an IntegrityError).
@@ -44,7 +51,7 @@ def _merge(stmt: Any, half: Half) -> Any:
         keep = {c: new[c] for c in REQUEST_FIELDS[1:]}
         latency = sa.case((old.response.is_not(None), _latency(old.ts, new.ts)))
     else:
-        keep = {c: new[c] for c in ("model_version", "status", "response")}
+        keep = {c: new[c] for c in ("model_version", "status", "response", PREDICTION_COLUMN)}
         latency = sa.case((old.request.is_not(None), _latency(new.ts, old.ts)))
     return stmt.on_conflict_do_update(
         index_elements=["request_id"], set_={**keep, "latency_ms": latency}

@@ -17,7 +17,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mlplatform.errors import PayloadLogError, UnknownRequestError
+from mlplatform.serving.payloads.compact import encode_half, encode_record
 from mlplatform.serving.payloads.decode import instance_rows
+from mlplatform.serving.payloads.numeric import numeric_frame, window_query
 from mlplatform.serving.payloads.records import COLUMNS, PayloadRecord
 from mlplatform.serving.payloads.statements import (
     INSERT_PAYLOAD,
@@ -27,7 +29,7 @@ from mlplatform.serving.payloads.statements import (
     upsert_half,
 )
 from mlplatform.serving.payloads.writer import Job, Write, commit_batch
-from mlplatform.stores import migrate, open_engine, store_url
+from mlplatform.stores import bulk_rows, migrate, open_engine, store_url
 from mlplatform.stores.schema import feedback, payloads
 
 T = TypeVar("T")
@@ -83,9 +85,9 @@ class PayloadStore:
         return fut
 
     def log_async(self, record: PayloadRecord) -> Future[None]:
-        """Queue one row; the future resolves when it is durable (DuplicateRequestError if
-        its request id is already logged)."""
-        return self.write(INSERT_PAYLOAD, asdict(record), record.request_id)
+        """Queue one row (with its compact form, :mod:`.compact`); the future resolves when it
+        is durable (DuplicateRequestError if its request id is already logged)."""
+        return self.write(INSERT_PAYLOAD, encode_record(asdict(record)), record.request_id)
 
     def log(self, record: PayloadRecord) -> None:
         """Store one row and return once it is durable."""
@@ -93,9 +95,10 @@ class PayloadStore:
 
     def merge_async(self, half: Half, row: dict[str, Any]) -> Future[None]:
         """Merge one half of a logged request/response pair into its request's row
-        (:func:`~mlplatform.serving.payloads.statements.upsert_half`)."""
+        (:func:`~mlplatform.serving.payloads.statements.upsert_half`), with its compact form."""
         bulk = bulk_upsert_half(half) if self.dialect == "postgresql" else None
-        return self.write(upsert_half(self.dialect, half), row, row["request_id"], bulk)
+        params = encode_half(half, row)
+        return self.write(upsert_half(self.dialect, half), params, row["request_id"], bulk)
 
     def add_feedback(self, request_id: str, labels: Any) -> None:
         """Attach ground truth (a value, or a list with one label per instance)."""
@@ -165,7 +168,7 @@ class PayloadStore:
             (feedback.c.request_id == latest.c.request_id) & (feedback.c.ts == latest.c.ts),
         )
         query = sa.select(*(p[c] for c in COLUMNS), feedback.c.label).select_from(joined)
-        query = query.where(p.ts >= since, p.ts < until).order_by(p.ts)
+        query = query.where(p.ts >= since, p.ts < until).order_by(p.ts, p.request_id)
         if model is not None:
             query = query.where(p.model == model)
         frame = pd.DataFrame([tuple(r) for r in self._read(query)], columns=[*COLUMNS, "label"])
@@ -191,6 +194,24 @@ class PayloadStore:
         for rec in self.requests(since, until, model).to_dict("records"):
             rows.extend(instance_rows(rec, feature_names))
         return pd.DataFrame(rows)
+
+    def numeric_window(
+        self,
+        since: float,
+        until: float,
+        model: str | None = None,
+        feature_names: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """:meth:`window` without ``request``/``response`` parsing: the same rows and columns,
+        with ``prediction`` and ``label`` as numbers (float64: the value, or the last class
+        probability; NaN otherwise), read in one query from the compact columns written at
+        ingestion (:mod:`.numeric`). What the monitor reads."""
+        try:
+            with self.engine.connect() as conn:
+                table = bulk_rows(conn, window_query(since, until, model))
+        except sa.exc.SQLAlchemyError as exc:
+            raise PayloadLogError(f"payload log {self.engine.url}: read failed: {exc}") from exc
+        return numeric_frame(table, feature_names)
 
 
 def _insert_feedback(

@@ -140,10 +140,12 @@ class PayloadStore:
                     return
 
     # -- reading -------------------------------------------------------------------------
-    def _read(self, query: sa.Executable) -> list[sa.Row[Any]]:
+    def _read(self, query: Any, fetch: Callable[[sa.Connection, Any], Any] | None = None) -> Any:
+        """The rows of ``query`` (``fetch(conn, query)`` instead when given); a database error
+        is a PayloadLogError naming the store."""
         try:
             with self.engine.connect() as conn:
-                return list(conn.execute(query))
+                return list(conn.execute(query)) if fetch is None else fetch(conn, query)
         except sa.exc.SQLAlchemyError as exc:
             raise PayloadLogError(f"payload log {self.engine.url}: read failed: {exc}") from exc
 
@@ -206,11 +208,7 @@ class PayloadStore:
         with ``prediction`` and ``label`` as numbers (float64: the value, or the last class
         probability; NaN otherwise), read in one query from the compact columns written at
         ingestion (:mod:`.numeric`). What the monitor reads."""
-        try:
-            with self.engine.connect() as conn:
-                table = bulk_rows(conn, window_query(since, until, model))
-        except sa.exc.SQLAlchemyError as exc:
-            raise PayloadLogError(f"payload log {self.engine.url}: read failed: {exc}") from exc
+        table = self._read(window_query(since, until, model), bulk_rows)
         return numeric_frame(table, feature_names)
 
 

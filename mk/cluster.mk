@@ -27,10 +27,12 @@ MINIKUBE_CONTEXT := $(CLUSTER_NAME)
 MINIKUBE_FLAGS ?= --kubernetes-version=$(K8S_VERSION) --cni=calico --cpus=6 --memory=12g \
 	--disk-size=40g --driver=docker
 # serving.enabled: `make deploy SERVING=false` deploys everything but the model servers
-# (first deploy, before a champion is registered). SET="key=value ..." adds --set flags, e.g.
-# SET="models.house-price.predictorAlias=challenger models.house-price.canaryTrafficPercent=10".
+# (first deploy, before a champion is registered); with serving, each predictor is pinned to its
+# champion's version (`make canary MODEL=... PERCENT=10`: the model's challenger, as a canary
+# revision). SET="key=value ..." adds --set flags, e.g. SET="models.house-price.dataVersion=<md5>".
 SERVING ?= true
 SET ?=
+PERCENT ?= 10
 # `make cluster-data` pushes the demo datasets to the release's DVC remote (the chart's
 # data.remotePrefix in its MinIO bucket, read from the ConfigMap <release>-pipeline).
 DATA_MODELS ?= house-price credit-risk diabetes
@@ -60,6 +62,7 @@ PIPELINE_DATA_SECRET := $(shell sed -n 's/^DATA_SECRET = "\(.*\)"/\1/p' \
 KFP_NAMESPACE ?= kubeflow
 DEPLOY_ENV = KUBECTL="$(KUBECTL)" HELM="$(HELM)" NAMESPACE="$(NAMESPACE)" RELEASE="$(RELEASE)" \
 	KFP_NAMESPACE="$(KFP_NAMESPACE)" PIPELINE_DATA_SECRET="$(PIPELINE_DATA_SECRET)" \
+	PYTHON="$(BIN)/python" SERVING="$(SERVING)" \
 	HELM_ARGS="--set serving.enabled=$(SERVING) $(addprefix --set ,$(SET))"
 DEPS_ENV = KUBECTL="$(KUBECTL)" HELM="$(HELM)" CERT_MANAGER_VERSION="$(CERT_MANAGER_VERSION)" \
 	KNATIVE_SERVING_VERSION="$(KNATIVE_SERVING_VERSION)" \
@@ -82,9 +85,10 @@ define MATERIALIZE
 		--timeout=120s
 endef
 
-.PHONY: tools image image-name kind-up kind-load install-deps deploy pipeline-upload \
+.PHONY: tools image image-name kind-up kind-load install-deps deploy canary pipeline-upload \
 	pipeline-run cluster-data materialize kind-down minikube-up minikube-load minikube-install-deps \
-	minikube-deploy minikube-pipeline-upload minikube-pipeline-run minikube-materialize minikube-down
+	minikube-deploy minikube-canary minikube-pipeline-upload minikube-pipeline-run \
+	minikube-materialize minikube-down
 
 tools: $(TOOLS_BIN)/helm ## Extract the pinned helm and kubectl into .tools/bin
 
@@ -117,6 +121,10 @@ deploy: tools ## helm upgrade --install the chart on kind (values-kind.yaml; SER
 	$(DEPLOY_ENV) KUBE_CONTEXT=$(KIND_CONTEXT) VALUES=helm/mlplatform/values-kind.yaml \
 		bash scripts/deploy.sh
 
+canary: tools ## Deploy MODEL's challenger as a canary predictor revision on kind (PERCENT=10)
+	$(DEPLOY_ENV) KUBE_CONTEXT=$(KIND_CONTEXT) VALUES=helm/mlplatform/values-kind.yaml \
+		CANARY=$(MODEL) CANARY_PERCENT=$(PERCENT) bash scripts/deploy.sh
+
 pipeline-upload: tools ## Upload pipelines/training_pipeline.yaml to KFP on kind
 	$(KFP_SCRIPT) upload --context $(KIND_CONTEXT)
 
@@ -148,6 +156,10 @@ minikube-install-deps: tools ## Install the pinned dependencies on minikube
 minikube-deploy: tools ## helm upgrade --install the chart on minikube (values-minikube.yaml)
 	$(DEPLOY_ENV) KUBE_CONTEXT=$(MINIKUBE_CONTEXT) VALUES=helm/mlplatform/values-minikube.yaml \
 		bash scripts/deploy.sh
+
+minikube-canary: tools ## Deploy MODEL's challenger as a canary revision on minikube (PERCENT=10)
+	$(DEPLOY_ENV) KUBE_CONTEXT=$(MINIKUBE_CONTEXT) VALUES=helm/mlplatform/values-minikube.yaml \
+		CANARY=$(MODEL) CANARY_PERCENT=$(PERCENT) bash scripts/deploy.sh
 
 minikube-pipeline-upload: tools ## Upload the training pipeline to KFP on minikube
 	$(KFP_SCRIPT) upload --context $(MINIKUBE_CONTEXT)

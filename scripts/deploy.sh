@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Deploy (or upgrade) the chart: namespace, development Secrets with random values (created once,
-# never printed, never in git), then `helm upgrade --install`. Called by `make deploy` and
-# `make minikube-deploy` with:
+# never printed, never in git), then `helm upgrade --install`. With SERVING=true each predictor
+# is pinned to a registry version read from the release's MLflow (scripts/serving_versions.py):
+# the champion's, or for CANARY=<model> that model's challenger at CANARY_PERCENT. Called by
+# `make deploy`, `make canary` and their minikube twins with:
 #   KUBECTL HELM KUBE_CONTEXT NAMESPACE RELEASE VALUES (a values-*.yaml) KFP_NAMESPACE
-#   PIPELINE_DATA_SECRET  [HELM_ARGS]
+#   PIPELINE_DATA_SECRET PYTHON  [SERVING CANARY CANARY_PERCENT TRACKING_URI HELM_ARGS]
+# (TRACKING_URI: an MLflow URL this machine reaches; default a port-forward to the release's.)
 set -euo pipefail
 
 : "${KUBECTL:?}" "${HELM:?}" "${KUBE_CONTEXT:?}" "${NAMESPACE:?}" "${RELEASE:?}" "${VALUES:?}"
-: "${KFP_NAMESPACE:?}" "${PIPELINE_DATA_SECRET:?}"
+: "${KFP_NAMESPACE:?}" "${PIPELINE_DATA_SECRET:?}" "${PYTHON:?}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 kc() { "$KUBECTL" --context "$KUBE_CONTEXT" "$@"; }
 
@@ -56,7 +59,20 @@ else
   echo "namespace $KFP_NAMESPACE not found: no pipeline data Secret (install KFP, then deploy again)"
 fi
 
+# The version each predictor serves (none while SERVING=false: no InferenceService is rendered).
+VERSION_ARGS=()
+if [ "${SERVING:-true}" = "true" ]; then
+  extra=()
+  [ -z "${CANARY:-}" ] || extra+=(--canary "$CANARY" --percent "${CANARY_PERCENT:-10}")
+  [ -z "${TRACKING_URI:-}" ] || extra+=(--tracking-uri "$TRACKING_URI")
+  flags="$("$PYTHON" "$HERE/scripts/serving_versions.py" --values "$VALUES" --kubectl "$KUBECTL" \
+    --context "$KUBE_CONTEXT" --namespace "$NAMESPACE" --release "$RELEASE" "${extra[@]}")"
+  [ -z "$flags" ] || mapfile -t VERSION_ARGS <<<"$flags"
+  echo "serving: ${VERSION_ARGS[*]}"
+fi
+
 # shellcheck disable=SC2086  # HELM_ARGS is a list of extra flags
 "$HELM" --kube-context "$KUBE_CONTEXT" upgrade --install "$RELEASE" "$HERE/helm/mlplatform" \
-  --namespace "$NAMESPACE" --values "$VALUES" --wait --timeout 15m ${HELM_ARGS:-}
+  --namespace "$NAMESPACE" --values "$VALUES" --wait --timeout 15m "${VERSION_ARGS[@]}" \
+  ${HELM_ARGS:-}
 kc get inferenceservices -n "$NAMESPACE"

@@ -19,13 +19,14 @@ import argparse
 import contextlib
 import hashlib
 import json
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from port_forward import forward
 
 from mlplatform.orchestration.training_pipeline import PIPELINE_NAME
 
@@ -81,32 +82,16 @@ def version_name(pipeline: Path) -> str:
     return "sha-" + hashlib.sha256(pipeline.read_bytes()).hexdigest()[:12]
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"kubectl port-forward exited with code {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return
-        time.sleep(0.5)
-    raise SystemExit(f"kubectl port-forward: port {port} not open after {seconds:.0f}s")
-
-
 @contextlib.contextmanager
 def kfp_host(args: argparse.Namespace) -> Iterator[str]:
     """``--host`` as given, or a port-forward to the KFP API for the duration of the block."""
     if args.host:
         yield args.host
         return
-    cmd = [args.kubectl, "--context", args.context, "-n", args.kfp_namespace]
-    cmd += ["port-forward", "svc/ml-pipeline", f"{LOCAL_PORT}:8888"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    try:
-        wait_for_port(LOCAL_PORT, proc)
-        yield f"http://127.0.0.1:{LOCAL_PORT}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with forward(
+        args.kubectl, args.context, args.kfp_namespace, "ml-pipeline", 8888, LOCAL_PORT
+    ) as url:
+        yield url
 
 
 def client(host: str) -> Any:

@@ -17,6 +17,7 @@ from tests.support.chart import (  # noqa: F401 (CHART, NAMESPACE, RELEASE: re-e
     NAMESPACE,
     RELEASE,
     ROOT,
+    SERVED_VERSIONS,
     helm,
     load_all,
     template_args,

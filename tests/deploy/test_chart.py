@@ -12,6 +12,7 @@ from k8s_render import (
     CHART,
     RELEASE,
     ROOT,
+    SERVED_VERSIONS,
     VALUES_FILES,
     helm,
     name_of,
@@ -24,7 +25,10 @@ MODELS = ("credit-risk", "house-price")
 
 @pytest.mark.parametrize("values_file", VALUES_FILES)
 def test_helm_lint_strict(values_file: str) -> None:
-    out = helm("lint", "--strict", str(CHART), "--values", str(CHART / values_file), check=False)
+    sets = [a for s in SERVED_VERSIONS for a in ("--set", s)]
+    out = helm(
+        "lint", "--strict", str(CHART), "--values", str(CHART / values_file), *sets, check=False
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "0 chart(s) failed" in out.stdout
 
@@ -69,7 +73,8 @@ def test_chart_app_version_is_the_image_tag() -> None:
         (("models.house-price.canaryTrafficPercent=150",), "less than or equal to 100"),
         (("models.house-price.canaryTrafficPercent=-5",), "greater than or equal to 0"),
         (("models.house-price.canaryTrafficPercent=ten",), "canaryTrafficPercent"),
-        (("models.house-price.predictorAlias=staging",), "predictorAlias"),
+        (("models.house-price.modelVersion=champion",), "modelVersion"),
+        (("models.house-price.modelVersion=0",), "modelVersion"),
         (("image.tag=latest",), "image.tag"),
         (("minio.image.digest=",), "minio.image.digest"),
         (("serving.predictor.resources.limits=null",), "limits is required"),
@@ -83,6 +88,14 @@ def test_values_schema_rejects(sets: tuple[str, ...], message: str) -> None:
     err = render_error("values.yaml", *sets)
     assert "values don't meet the specifications of the schema" in err
     assert message in err, err
+
+
+def test_serving_without_a_pinned_version_is_refused_with_what_to_do() -> None:
+    """An InferenceService needs the version it serves (no alias: see the predictor)."""
+    err = render_error("values.yaml", "models.house-price.modelVersion=")
+    assert "models.house-price.modelVersion is required" in err and "make deploy" in err
+    unserved = render("values.yaml", "serving.enabled=false", "models.house-price.modelVersion=")
+    assert not [o for o in unserved if o["kind"] == "InferenceService"]
 
 
 def test_values_schema_is_strict_json_schema() -> None:
@@ -105,7 +118,7 @@ def test_canary_traffic_percent_is_rendered_only_when_set() -> None:
     canary = render(
         "values.yaml",
         "models.house-price.canaryTrafficPercent=20",
-        "models.house-price.predictorAlias=challenger",
+        "models.house-price.modelVersion=2",
     )
     assert percents(canary) == {"house-price": 20, "credit-risk": None}
     assert (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import subprocess
+import sys
 from types import ModuleType
 
 import pytest
@@ -58,14 +59,19 @@ def make(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def kfp_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "kfp_pipeline", ROOT / "scripts" / "kfp_pipeline.py"
-    )
+def script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (its folder on sys.path, as when it is run)."""
+    if str(ROOT / "scripts") not in sys.path:
+        sys.path.insert(0, str(ROOT / "scripts"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def kfp_script() -> ModuleType:
+    return script("kfp_pipeline")
 
 
 # ---------------------------------------------------------------- versions

@@ -112,7 +112,7 @@ def test_rendered_inference_services_match_the_kserve_crd(
     docs = isvcs(values_file) + isvcs(
         values_file,
         "models.house-price.canaryTrafficPercent=10",
-        "models.house-price.predictorAlias=challenger",
+        "models.house-price.modelVersion=2",
     )
     assert len(docs) == 4
     for isvc in docs:

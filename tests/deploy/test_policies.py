@@ -27,6 +27,8 @@ from k8s_render import (
 )
 
 from mlplatform.image import IMAGE
+from mlplatform.serving.payloads import EXPLAINER_HEADER
+from mlplatform.serving.traffic import ENDPOINT_LABEL, endpoint_label
 
 MODELS = ("credit-risk", "house-price")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
@@ -320,7 +322,7 @@ def test_inference_services_run_the_contracted_commands(values_file: str) -> Non
         assert obj["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
         config = f"/etc/mlplatform/{model}.yaml"
         expected = {
-            "predictor": ["--alias", "champion"],
+            "predictor": ["--model_version", "1"],
             "transformer": [],
             "explainer": [],
         }
@@ -338,7 +340,15 @@ def test_inference_services_run_the_contracted_commands(values_file: str) -> Non
                 "--http_port",
                 "8080",
             ]
-            assert spec["logger"] == {"mode": "all", "url": sink}
+            if component == "predictor":  # the one component that logs
+                assert spec["logger"] == {
+                    "mode": "all",
+                    "url": sink,
+                    "metadataHeaders": [EXPLAINER_HEADER],
+                }
+                assert spec["labels"]["endpoint"] == "v1"
+            else:
+                assert "logger" not in spec and "endpoint" not in spec["labels"]
             mounts = {m["mountPath"] for m in c["volumeMounts"]}
             assert "/etc/mlplatform" in mounts
 
@@ -347,29 +357,37 @@ def test_model_server_args_parse_with_the_servers_own_parser() -> None:
     """The flags the chart passes are the ones mlplatform.serving's parsers define."""
     import argparse
 
+    from mlplatform.serving import predictor
     from mlplatform.serving.process import base_parser
 
     for obj in (o for o in render() if o["kind"] == "InferenceService"):
         for component in ("predictor", "transformer", "explainer"):
-            parser = argparse.ArgumentParser(parents=[base_parser()])
-            if component == "predictor":
-                parser.add_argument("--alias")  # predictor.main adds it
+            own = predictor.parser() if component == "predictor" else None
+            parser = own or argparse.ArgumentParser(parents=[base_parser()])
             args = obj["spec"][component]["containers"][0]["args"]
             parsed, unknown = parser.parse_known_args(args)
             assert unknown == [], (component, unknown)
             assert str(parsed.config).endswith(f"{obj['metadata']['name']}.yaml")
 
 
-def test_canary_revision_serves_the_challenger() -> None:
+def test_canary_revision_pins_the_challenger_version_and_labels_its_events() -> None:
+    """The canary revision names its version (no alias that promotion deletes) and carries it
+    in the ``endpoint`` label KServe's agent copies into each event's ``ce-endpoint``."""
+    from mlplatform.serving import predictor as server
+
     docs = render(
         "values.yaml",
         "models.house-price.canaryTrafficPercent=25",
-        "models.house-price.predictorAlias=challenger",
+        "models.house-price.modelVersion=7",
     )
     predictor = isvc(docs, "house-price")["spec"]["predictor"]
     assert predictor["canaryTrafficPercent"] == 25
-    args = predictor["containers"][0]["args"]
-    assert args[args.index("--alias") + 1] == "challenger"
+    parsed, _ = server.parser().parse_known_args(predictor["containers"][0]["args"])
+    assert parsed.model_version == "7"
+    assert predictor["labels"][ENDPOINT_LABEL] == endpoint_label("7")
+    other = isvc(docs, "credit-risk")["spec"]["predictor"]
+    assert other["labels"][ENDPOINT_LABEL] == endpoint_label("1")
+    assert "canaryTrafficPercent" not in other
 
 
 @every_values_file

@@ -132,3 +132,34 @@ def test_rollout_watch_rolls_out_each_new_challenger_once(
     ticks = iter([False, False, True])
     watch(cfg, run_once, interval=0, stop=lambda: next(ticks))
     assert calls == [1] and pending_challenger(cfg) is None
+
+
+def test_rollout_watch_waits_until_the_canary_serves_the_challenger(
+    tmp_path: Path, trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pipeline run registers the challenger minutes before `make canary` deploys it: the
+    controller must not step (and then roll back) a canary that is not there yet."""
+    from mlplatform.serving.rollout import watch
+
+    model_path, _ = trained
+    cfg = load_config("configs/credit-risk.yaml", env={}).with_overrides(
+        registry={"tracking_uri": f"sqlite:///{tmp_path}/m.db", "artifact_root": str(tmp_path)}
+    )
+    reg = Registry(cfg.registry)
+    reg.set_alias("credit-risk", CHAMPION, reg.log_and_register(model_path, {}, {}, [], {}).version)
+    v2 = reg.log_and_register(model_path, {}, {}, [], {}).version
+    reg.set_alias("credit-risk", CHALLENGER, v2)
+    deployed_after = 3  # polls before the canary revision is ready
+    polls: list[str] = []
+
+    def served(version: str) -> bool:
+        polls.append(version)
+        return len(polls) > deployed_after
+
+    calls: list[int] = []
+    ticks = iter([False] * 5 + [True])
+    watch(
+        cfg, lambda: calls.append(len(polls)), interval=0, stop=lambda: next(ticks), served=served
+    )
+    assert calls == [4, 5]  # rolled out only once served (and again while still pending)
+    assert capsys.readouterr().out.count(f"challenger v{v2} registered, waiting") == 1

@@ -17,9 +17,10 @@ import pytest
 from tests.support.router import MODEL, body, router_config, running, stand_in
 
 from mlplatform.config import RegistryConfig, RolloutConfig, ServeConfig
+from mlplatform.errors import TrafficError
 from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry
 from mlplatform.serving import sink
-from mlplatform.serving.payloads import PayloadStore
+from mlplatform.serving.payloads import EXPLAINER_HEADER, EXPLAINER_TRAFFIC, PayloadStore
 from mlplatform.serving.rollout import RolloutController
 from mlplatform.serving.router import RouterSettings, create_app
 from mlplatform.serving.traffic import KServeBackend, LocalRouterBackend
@@ -153,6 +154,23 @@ def test_good_canary_is_promoted_step_by_step_without_failing_clients(
     assert registry.by_alias(MODEL, CHALLENGER) is None
 
 
+def test_a_canary_serving_another_version_is_refused_before_any_traffic_moves(
+    tmp_path: Path, registry: Registry
+) -> None:
+    version = register(registry)
+    registry.set_alias(MODEL, CHALLENGER, version)
+    stale = str(int(version) - 1)  # the canary revision still serves an older version
+    try:
+        with stack(tmp_path, False, stale) as (url, router):
+            with pytest.raises(TrafficError, match=f"does not serve the challenger v{version}"):
+                rollout(url, registry, [])
+            assert router.routing.canary_percent == 0 and router.routing.canary is not None
+        assert registry.by_alias(MODEL, CHALLENGER).version == version  # type: ignore[union-attr]
+        assert "rollback.at" not in registry.version(MODEL, version).tags
+    finally:
+        registry.delete_alias(MODEL, CHALLENGER)
+
+
 # -- the cluster's payload sink and the KServe backend --------------------------------------
 def event(kind: str, rid: str, data: dict[str, Any], endpoint: str = "default") -> dict[str, Any]:
     return {
@@ -171,8 +189,21 @@ def event(kind: str, rid: str, data: dict[str, Any], endpoint: str = "default") 
 
 
 class FakeCustomObjectsApi:
-    def __init__(self) -> None:
+    """The one InferenceService as the chart renders it during a canary of version 5 (the
+    latest revision's predictor labelled ``endpoint: v5``), and the patches sent to it."""
+
+    def __init__(self, endpoint: str | None = "v5", ready: bool = True) -> None:
+        labels = {"endpoint": endpoint} if endpoint else {}
+        revisions = {"latestCreatedRevision": f"{MODEL}-predictor-00002"}
+        revisions["latestReadyRevision"] = revisions["latestCreatedRevision"] if ready else "-1"
+        self.obj = {
+            "spec": {"predictor": {"labels": labels, "canaryTrafficPercent": 10}},
+            "status": {"components": {"predictor": revisions}},
+        }
         self.patches: list[tuple[Any, ...]] = []
+
+    def get_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+        return self.obj
 
     def patch_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
         self.patches.append(args)
@@ -180,20 +211,26 @@ class FakeCustomObjectsApi:
 
 
 def test_sink_merges_kserve_events_and_feeds_the_kserve_backend(tmp_path: Path) -> None:
+    """Stable (v4) and canary (v5) are told apart by the revision's endpoint label; the
+    explainer's calls to the predictor are acknowledged and not stored."""
     request = {"instances": [[1.0, 2.0]]}
     response = {"predictions": [3.0], "model_version": "4"}
     app = sink.create_app(
         ServeConfig(payload_store=f"sqlite:///{tmp_path}/sink.db", response_grace_seconds=0.3)
     )
+    explainer = event("request", "x", request, "v4")
+    explainer["headers"]["ce-metadata"] = orjson.dumps({EXPLAINER_HEADER: [EXPLAINER_TRAFFIC]})
     with running(app) as url, httpx.Client(base_url=url) as c:
         posts = [
-            event("request", "a", request),
-            event("response", "a", response),
-            event("response", "b", response, "canary"),  # out of order
-            event("request", "b", request, "canary"),
-            event("request", "c", request, "canary"),  # never answered: an error
+            event("request", "a", request, "v4"),
+            event("response", "a", response, "v4"),
+            event("response", "b", {**response, "model_version": "5"}, "v5"),  # out of order
+            event("request", "b", request, "v5"),
+            event("request", "c", request, "v5"),  # never answered: an error
         ]
         assert all(c.post("/", **p).status_code == 200 for p in posts)
+        skipped = c.post("/", **explainer)
+        assert skipped.status_code == 200 and skipped.json()["skipped"] == "x"
         assert c.post("/", json={"not": "an event"}).status_code == 400
         assert c.get("/healthz").json() == {"ok": True}
         assert c.post("/v1/feedback", json={"request_id": "a", "label": 2.0}).status_code == 200
@@ -201,18 +238,33 @@ def test_sink_merges_kserve_events_and_feeds_the_kserve_backend(tmp_path: Path) 
         time.sleep(0.4)
         api = FakeCustomObjectsApi()
         backend = KServeBackend("models", MODEL, api, url, since=0.0)
+        assert backend.serves("5") and not backend.serves("4")
         stable, canary = backend.stats()
         backend.set_canary_percent(10)
         backend.promote()
         backend.rollback()
+        by_endpoint = c.get("/stats", params={"model": MODEL}).json()
     assert (stable.requests, stable.errors, stable.ground_truth_error) == (1, 0, 1.0)
     assert (canary.requests, canary.errors) == (2, 1)
     assert list(canary.predictions) == [3.0]
+    assert {k: v["requests"] for k, v in by_endpoint.items()} == {"v4": 1, "v5": 2}
     target = ("serving.kserve.io", "v1beta1", "models", "inferenceservices", MODEL)
     assert all(p[:5] == target for p in api.patches)
     assert [p[5]["spec"]["predictor"]["canaryTrafficPercent"] for p in api.patches] == [10, None, 0]
     with PayloadStore(tmp_path / "sink.db") as store:
         rows = store.requests(0, time.time() + 1).set_index("request_id")
+    assert "x" not in rows.index
     assert rows.loc["a", "model_version"] == "4" and rows.loc["a", "latency_ms"] >= 0
-    assert rows.loc["b", "variant"] == "canary" and rows.loc["b", "n_instances"] == 1
+    assert rows.loc["b", "variant"] == "v5" and rows.loc["b", "n_instances"] == 1
     assert rows.loc["b", "latency_ms"] is not None and rows.loc["c", "response"] is None
+
+
+def test_kserve_backend_refuses_revisions_it_cannot_tell_apart() -> None:
+    """KServe's own ``endpoint`` is ``default`` for both revisions: without the chart's
+    label there is nothing to count the canary by, and that is an error, not 0 requests."""
+    backend = KServeBackend("models", MODEL, FakeCustomObjectsApi(endpoint=None), "http://x")
+    with pytest.raises(TrafficError, match="no 'endpoint' label"):
+        backend.stats()
+    assert not backend.serves("5")
+    not_ready = KServeBackend("models", MODEL, FakeCustomObjectsApi(ready=False), "http://x")
+    assert not not_ready.serves("5")

@@ -33,7 +33,7 @@ def credit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, objec
     procs.append(start("transformer", common + host, ports["tr"], tmp / "tr.log"))
     procs.append(start("explainer", common + host, ports["ex"], tmp / "ex.log"))
     data = pd.read_parquet(tmp / "data/credit-risk.parquet")
-    yield {"cfg": cfg, "model": model, "ports": ports, "data": data, "tmp": tmp}
+    yield {"cfg": cfg, "cfg_path": path, "model": model, "ports": ports, "data": data, "tmp": tmp}
     for p in procs:
         p.terminate()
         p.wait(10)
@@ -227,3 +227,83 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def test_a_pinned_predictor_still_starts_after_its_alias_is_gone(credit: dict) -> None:
+    """Promotion deletes ``challenger``: a revision started with ``--alias challenger`` cannot
+    start another pod afterwards, one pinned with ``--model_version`` serves the same weights."""
+    import dataclasses
+
+    from mlplatform.registry.mlflow_registry import CHALLENGER, Registry
+
+    tmp, cfg, v1 = credit["tmp"], credit["cfg"], credit["model"]
+    v2 = dataclasses.replace(v1, bias=v1.bias + 0.75)  # the challenger: other weights
+    reg = Registry(cfg.registry)
+    version = reg.log_and_register(
+        v2.save(tmp / "v2" / "model.json"), {}, {}, [], {"data_md5": "t"}
+    )
+    reg.set_alias(cfg.model_name, CHALLENGER, version.version, "test")
+    reg.delete_alias(cfg.model_name, CHALLENGER)  # what promotion does
+    common = ["--config", str(credit["cfg_path"]), "--model_name", "credit-risk"]
+    port = free_port()
+    proc = start("predictor", [*common, "--model_version", version.version], port, tmp / "v2.log")
+    try:
+        rows = credit["data"][list(v1.feature_names)].head(5)
+        body = post(
+            f"http://127.0.0.1:{port}/v1/models/credit-risk:predict",
+            json={"instances": rows.values.tolist()},
+        ).json()
+        assert body["model_version"] == version.version != "1"
+        np.testing.assert_allclose(body["predictions"], v2.predict(rows), rtol=1e-12)
+        assert not np.allclose(body["predictions"], v1.predict(rows))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    with pytest.raises(AssertionError, match="no version with alias 'challenger'"):
+        start("predictor", [*common, "--alias", "challenger"], free_port(), tmp / "alias.log")
+
+
+def test_explainer_marks_every_call_to_the_predictor_as_its_own_traffic(credit: dict) -> None:
+    """On the cluster the predictor's logger forwards this header and the sink drops those
+    events: every neighbourhood batch must carry it, or explanations pollute the payload log."""
+    import http.server
+    import threading
+
+    from mlplatform.serving.payloads import EXPLAINER_HEADER, EXPLAINER_TRAFFIC
+
+    seen: list[str | None] = []
+    predictor = url(credit["ports"], "pred", "")
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:  # forward to the real predictor, note the header
+            seen.append(self.headers.get(EXPLAINER_HEADER))
+            body = self.rfile.read(int(self.headers["content-length"]))
+            r = httpx.post(predictor + self.path, content=body, timeout=60)
+            self.send_response(r.status_code)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(r.content)))
+            self.end_headers()
+            self.wfile.write(r.content)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    common = ["--config", str(credit["cfg_path"]), "--model_name", "credit-risk"]
+    host = ["--predictor_host", f"127.0.0.1:{server.server_address[1]}"]
+    port = free_port()
+    proc = start("explainer", common + host, port, credit["tmp"] / "ex-marked.log")
+    try:
+        row = credit["data"][list(credit["model"].feature_names)].head(2)
+        r = post(
+            f"http://127.0.0.1:{port}/v1/models/credit-risk:explain",
+            json={"instances": row.values.tolist()},
+            timeout=120,
+        )
+        assert r.status_code == 200, r.text
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        server.shutdown()
+    assert len(seen) >= 2 and set(seen) == {EXPLAINER_TRAFFIC}

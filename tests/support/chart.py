@@ -36,11 +36,16 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     )
 
 
-def template_args(values_file: str | None, *sets: str) -> list[str]:
+#: What ``make deploy`` adds from the registry (scripts/serving_versions.py): the version
+#: each predictor serves. Given first, so a test's own ``--set`` wins.
+SERVED_VERSIONS = ("models.house-price.modelVersion=1", "models.credit-risk.modelVersion=1")
+
+
+def template_args(values_file: str | None, *sets: str, versions: bool = True) -> list[str]:
     args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
     if values_file and values_file != "values.yaml":
         args += ["--values", str(CHART / values_file)]
-    for s in sets:
+    for s in (*SERVED_VERSIONS, *sets) if versions else sets:
         args += ["--set", s]
     return args
 

@@ -16,7 +16,7 @@ from scipy.stats import ks_2samp
 import mlplatform.core.rollout
 from mlplatform.config import RolloutConfig
 from mlplatform.core.rollout import VariantStats, decide, ks_statistic
-from mlplatform.errors import DataError
+from mlplatform.errors import DataError, TrafficError
 from mlplatform.serving.rollout import RolloutController
 
 CFG = RolloutConfig(
@@ -161,6 +161,10 @@ class FakeBackend:
     error_rate: float = 0.0
     calls: list[str] = field(default_factory=list)
     served: int = 0
+    canary_version: str = "7"
+
+    def serves(self, version: str) -> bool:
+        return version == self.canary_version
 
     def set_canary_percent(self, percent: int) -> None:
         self.calls.append(f"percent {percent}")
@@ -271,3 +275,11 @@ def test_controller_records_a_rollback_in_the_registry() -> None:
     assert set(tags) == {"rollback.reason", "rollback.at", "rollback.by"}
     assert "canary_explain_fidelity" in tags["rollback.reason"]
     assert ("delete_alias", "m", "challenger") in reg.calls
+
+
+def test_controller_moves_no_traffic_when_the_canary_serves_another_version() -> None:
+    reg, backend = FakeRegistry(), FakeBackend(canary_version="6")
+    ctl = RolloutController(backend, CFG, reg, "m", progress=lambda s: None)  # type: ignore[arg-type]
+    with pytest.raises(TrafficError, match="does not serve the challenger v7"):
+        ctl.run()
+    assert backend.calls == [] and reg.calls == []

@@ -102,7 +102,12 @@ def rollout(
     else:
         raise UsageError(f"unknown backend {backend!r}; use 'local' or 'kserve'")
     if watch:
-        ro.watch(cfg, lambda: ro.main(args, exit_code=False), interval)
+        served = (
+            ro.kserve_backend(namespace, isvc or cfg.model_name, sink_url).serves
+            if backend == "kserve"
+            else (lambda version: True)
+        )
+        ro.watch(cfg, lambda: ro.main(args, exit_code=False), interval, served=served)
     else:
         ro.main(args)
 

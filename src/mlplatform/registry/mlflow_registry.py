@@ -187,7 +187,16 @@ class Registry:
     def load(self, name: str, alias: str) -> LinearModel:
         """The :class:`LinearModel` behind ``models:/<name>@<alias>``."""
         self.holder(name, alias)
-        local = self.mlflow.artifacts.download_artifacts(f"models:/{name}@{alias}")
+        return self._load_uri(f"models:/{name}@{alias}")
+
+    def load_version(self, name: str, version: str) -> LinearModel:
+        """The :class:`LinearModel` of ``models:/<name>/<version>`` (immutable, unlike an
+        alias: what a deployment pins so that every later pod serves the same model)."""
+        self.version(name, version)  # a clear error for an unknown version
+        return self._load_uri(f"models:/{name}/{version}")
+
+    def _load_uri(self, uri: str) -> LinearModel:
+        local = self.mlflow.artifacts.download_artifacts(uri)
         return LinearModel.load(next(Path(local).rglob("model.json")))
 
     def reference(self, name: str, alias: str) -> pd.DataFrame:

@@ -5,7 +5,9 @@
 
 As in KServe's cluster layout, the explainer holds no model weights it predicts with: every
 neighbourhood sample is decoded back to raw feature rows and sent to the predictor in one
-``:predict`` call per batch (orjson bodies). The served model's scaler and background sample
+``:predict`` call per batch (orjson bodies), marked as explainer traffic
+(:data:`~mlplatform.serving.payloads.EXPLAINER_HEADER`) so that no payload log counts it as
+user requests. The served model's scaler and background sample
 come from the registry, so explanations live in the same space as in training.
 """
 
@@ -29,6 +31,7 @@ from mlplatform.core.model import LinearModel
 from mlplatform.core.training import explain_target
 from mlplatform.errors import ModelNotLoadedError, RequestError, UpstreamError
 from mlplatform.serving.inputs import as_json, encode, v1_frame
+from mlplatform.serving.payloads import EXPLAINER_HEADER, EXPLAINER_TRAFFIC
 from mlplatform.serving.process import base_parser, load_platform_config, serve
 
 FloatArray = np.ndarray
@@ -55,9 +58,8 @@ class RemotePredict:
     def _post(self, encoded: FloatArray) -> FloatArray:
         rows = self.model.scaler.decode(encoded).values.tolist()
         body = orjson.dumps({"instances": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
-        resp = self.client.post(
-            self.url, content=body, headers={"content-type": "application/json"}
-        )
+        headers = {"content-type": "application/json", EXPLAINER_HEADER: EXPLAINER_TRAFFIC}
+        resp = self.client.post(self.url, content=body, headers=headers)
         if resp.status_code != 200:
             raise UpstreamError(f"predictor answered {resp.status_code}: {resp.text[:300]}")
         return np.asarray(orjson.loads(resp.content)["predictions"], dtype=np.float64)

@@ -1,7 +1,13 @@
-"""The predictor: ``models:/<name>@<alias>`` from MLflow behind KServe's v1 and v2 protocols.
+"""The predictor: a model version from MLflow behind KServe's v1 and v2 protocols.
 
     python -m mlplatform.serving predictor --config configs/house-price.yaml \\
         --model_name house-price --alias champion --http_port 8081
+    python -m mlplatform.serving predictor --config configs/house-price.yaml \\
+        --model_name house-price --model_version 3 --http_port 8081
+
+``--alias`` is resolved once, when the pod starts (handy on a laptop); the chart pins
+``--model_version`` instead, because an alias moves or disappears (promotion deletes
+``challenger``) while a revision's pods keep starting later (autoscaling, restarts, drains).
 """
 
 from __future__ import annotations
@@ -27,10 +33,15 @@ class Predictor(Model):  # type: ignore[misc]
     """Loads the model in ``load()``; predicts raw rows (or entity ids via the feature store)."""
 
     def __init__(
-        self, cfg: PlatformConfig, name: str, alias: str, model: LinearModel | None = None
+        self,
+        cfg: PlatformConfig,
+        name: str,
+        alias: str,
+        model: LinearModel | None = None,
+        pinned: str | None = None,
     ) -> None:
         super().__init__(name, return_response_headers=True)
-        self.cfg, self.alias = cfg, alias
+        self.cfg, self.alias, self.pinned = cfg, alias, pinned
         self.model = model
         self.version = "local" if model is not None else ""
         self._lookup: Lookup | None = None
@@ -42,9 +53,11 @@ class Predictor(Model):  # type: ignore[misc]
         from mlplatform.registry.mlflow_registry import Registry
 
         reg = Registry(self.cfg.registry)
-        info = reg.by_alias(self.name, self.alias)
-        self.model = reg.load(self.name, self.alias)
-        self.version = info.version if info else ""
+        if self.pinned is not None:
+            self.model, self.version = reg.load_version(self.name, self.pinned), self.pinned
+        else:
+            info = reg.holder(self.name, self.alias)
+            self.model, self.version = reg.load(self.name, self.alias), info.version
         self._open_feature_store()
         self.ready = True
         return True
@@ -114,16 +127,23 @@ class Predictor(Model):  # type: ignore[misc]
         return [{"name": "predictions", "datatype": "FP64", "shape": [-1]}]
 
 
+def parser() -> argparse.ArgumentParser:
+    """The predictor's flags: the servers' common ones, the alias or pinned version, a file."""
+    p = argparse.ArgumentParser(parents=[base_parser()], description=__doc__)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--alias", default="champion", help="Registry alias to serve.")
+    which.add_argument("--model_version", default=None, help="Registry version to serve.")
+    p.add_argument("--model_file", default=None, help="Serve this model.json, no registry.")
+    return p
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(parents=[base_parser()], description=__doc__)
-    parser.add_argument("--alias", default="champion", help="Registry alias to serve.")
-    parser.add_argument("--model_file", default=None, help="Serve this model.json, no registry.")
-    args, _ = parser.parse_known_args(argv)
+    args, _ = parser().parse_known_args(argv)
     cfg = load_platform_config(args.config)
     name = args.model_name or cfg.model_name
     if args.model_file:
         model = Predictor(cfg, name, args.alias, LinearModel.load(Path(args.model_file)))
     else:
-        model = Predictor(cfg, name, args.alias)
+        model = Predictor(cfg, name, args.alias, pinned=args.model_version)
         model.load()
     serve([model], args.http_port)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Literal
 
 from mlplatform.config import PlatformConfig, RolloutConfig
 from mlplatform.core.rollout import Decision, VariantStats, decide
-from mlplatform.errors import PlatformError
+from mlplatform.errors import PlatformError, TrafficError
 from mlplatform.serving.traffic import KServeBackend, LocalRouterBackend, TrafficBackend
 
 if TYPE_CHECKING:
@@ -66,6 +66,11 @@ class RolloutController:
         traffic back before it propagates."""
         self._decisions = []
         challenger = self._challenger()
+        if challenger is not None and not self.backend.serves(challenger.version):
+            raise TrafficError(
+                f"{self.model_name}: the canary does not serve the challenger "
+                f"v{challenger.version} (not deployed yet, or not ready): no traffic was moved"
+            )
         fidelity = self._fidelity(challenger)
         try:
             decision = self._run_steps(fidelity)
@@ -160,10 +165,15 @@ def describe_stats(stable: VariantStats, canary: VariantStats) -> str:
 def _backend(args: argparse.Namespace) -> TrafficBackend:
     if args.router_url:
         return LocalRouterBackend(args.router_url)
+    return kserve_backend(args.namespace, args.isvc, args.sink_url)
+
+
+def kserve_backend(namespace: str, isvc: str, sink_url: str) -> KServeBackend:
+    """A :class:`KServeBackend` with the pod's (or kubeconfig's) Kubernetes credentials."""
     from kubernetes import client, config  # type: ignore[import-untyped]
 
     config.load_config()
-    return KServeBackend(args.namespace, args.isvc, client.CustomObjectsApi(), args.sink_url)
+    return KServeBackend(namespace, isvc, client.CustomObjectsApi(), sink_url)
 
 
 def pending_challenger(cfg: PlatformConfig) -> str | None:
@@ -183,12 +193,24 @@ def watch(
     run_once: Callable[[], object],
     interval: float,
     stop: Callable[[], bool] = lambda: False,
+    served: Callable[[str], bool] = lambda version: True,
 ) -> None:
-    """The cluster's controller loop: roll out each new challenger; survive transient errors."""
+    """The cluster's controller loop: roll out each new challenger once the canary serves it
+    (``served(version)``: a registered challenger may not be deployed yet); survive
+    transient errors."""
+    waiting: str | None = None
     while not stop():
         try:
             version = pending_challenger(cfg)
-            if version is not None:
+            if version is not None and not served(version):
+                if waiting != version:
+                    print(
+                        f"{cfg.model_name}: challenger v{version} registered, waiting for a "
+                        "canary revision serving it (make canary)",
+                        flush=True,
+                    )
+                waiting = version
+            elif version is not None:
                 print(f"{cfg.model_name}: rolling out challenger v{version}", flush=True)
                 run_once()
         except Exception as exc:  # a controller logs and keeps watching

@@ -11,13 +11,19 @@ are written together: the store's writer commits them as one transaction, one
 KServe sends one event per request (``ce-type: org.kubeflow.serving.inference.request``) and
 one per successful response (``...inference.response``, only for HTTP 200), in binary mode:
 attributes in ``ce-*`` headers, the body as it was. Both carry the same ``ce-id`` (the
-request id) and are merged into one row, in whatever order they arrive; ``ce-endpoint``
-(``default`` or ``canary``) gives the variant and ``ce-inferenceservicename`` the model.
+request id) and are merged into one row, in whatever order they arrive;
+``ce-inferenceservicename`` gives the model and ``ce-endpoint`` the variant: the ``endpoint``
+label of the predictor revision that served it, ``v<version>`` as the chart sets it (KServe
+itself reports ``default`` for every revision), stored as it came. Events whose ``metadata``
+attribute carries the explainer's header
+(:data:`~mlplatform.serving.payloads.EXPLAINER_HEADER`) are the explainer's neighbourhood
+batches, not user traffic: they are acknowledged and not stored.
 
-``GET /stats?model=<isvc>&since=<unix ts>`` returns the per-variant figures the rollout
-controller reads (:class:`~mlplatform.serving.traffic.KServeBackend`): a request without a
-response ``serve.response_grace_seconds`` after it arrived counts as an error. ``POST /v1/feedback``
-attaches ground truth as on the router.
+``GET /stats?model=<isvc>&since=<unix ts>&canary=<endpoint>`` returns the per-variant figures
+the rollout controller reads (:class:`~mlplatform.serving.traffic.KServeBackend`): requests
+logged with that endpoint are the canary, all others stable (without ``canary``, one section
+per endpoint as stored). A request without a response ``serve.response_grace_seconds`` after
+it arrived counts as an error. ``POST /v1/feedback`` attaches ground truth as on the router.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
+import pandas as pd
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,7 +48,13 @@ from starlette.routing import Route
 from mlplatform.config import ServeConfig
 from mlplatform.errors import EventError, PlatformError, RequestError
 from mlplatform.serving.metrics import summarize
-from mlplatform.serving.payloads import Half, PayloadStore, decode_instances
+from mlplatform.serving.payloads import (
+    EXPLAINER_HEADER,
+    EXPLAINER_TRAFFIC,
+    Half,
+    PayloadStore,
+    decode_instances,
+)
 from mlplatform.serving.process import load_platform_config
 from mlplatform.serving.router import error_response, json_response, parse_feedback
 
@@ -78,12 +92,29 @@ def read_event(headers: Mapping[str, str], body: bytes, now: float) -> dict[str,
         )
     return {
         "id": attrs["id"],
+        "explainer": explainer_traffic(attrs.get("metadata")),
         "kind": "request" if attrs["type"] == REQUEST else "response",
         "ts": event_time(attrs.get("time"), now),
         "model": attrs.get("inferenceservicename") or attrs.get("source", ""),
         "variant": VARIANTS.get(attrs.get("endpoint", "default"), attrs.get("endpoint")),
         "body": body.decode(errors="replace"),
     }
+
+
+def explainer_traffic(metadata: str | None) -> bool:
+    """Whether an event's ``metadata`` attribute (the agent's JSON of the forwarded headers,
+    ``{"<Header>": ["<value>", ...]}``) marks the explainer's own calls."""
+    doc = _json(metadata or "")
+    values = doc.get(EXPLAINER_HEADER) if isinstance(doc, dict) else None
+    return isinstance(values, list) and EXPLAINER_TRAFFIC in values
+
+
+def by_canary(rows: pd.DataFrame, canary: str | None) -> pd.DataFrame:
+    """``rows`` with ``variant`` as the rollout sees it: ``canary`` for the canary
+    revision's endpoint, ``stable`` for every other; unchanged without ``canary``."""
+    if canary is None:
+        return rows
+    return rows.assign(variant=np.where(rows["variant"] == canary, "canary", "stable"))
 
 
 def event_row(ev: dict[str, Any]) -> tuple[Half, dict[str, Any]]:
@@ -129,6 +160,8 @@ def create_app(serve: ServeConfig) -> Starlette:
             ev = read_event(request.headers, await request.body(), time.time())
         except PlatformError as exc:
             return error_response(exc)
+        if ev["explainer"]:
+            return json_response(200, {"skipped": ev["id"], "reason": "explainer traffic"})
         await asyncio.wrap_future(state["store"].merge_async(*event_row(ev)))
         return json_response(200, {"stored": ev["id"]})
 
@@ -138,9 +171,10 @@ def create_app(serve: ServeConfig) -> Starlette:
             since = float(request.query_params.get("since", 0))
         except ValueError:
             return error_response(RequestError("since must be a unix timestamp"))
-        model = request.query_params.get("model")
+        model, canary = request.query_params.get("model"), request.query_params.get("canary")
         rows = await asyncio.to_thread(state["store"].requests, since, now + 1, model)
-        return json_response(200, summarize(rows, now, serve.response_grace_seconds))
+        figures = summarize(by_canary(rows, canary), now, serve.response_grace_seconds)
+        return json_response(200, figures)
 
     async def feedback(request: Request) -> Response:
         try:

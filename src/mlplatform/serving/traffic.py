@@ -92,6 +92,17 @@ async def drain(retired: Upstream | None, seconds: float) -> bool:
 
 
 # -- backends for the rollout controller ---------------------------------------------------
+#: The pod label KServe's agent reports as ``ce-endpoint`` (constants.KServiceEndpointLabel,
+#: read in pkg/webhook/admission/pod/agent_injector.go, v0.20.0); the chart sets it per
+#: predictor revision to :func:`endpoint_label` of the version that revision serves.
+ENDPOINT_LABEL = "endpoint"
+
+
+def endpoint_label(version: str) -> str:
+    """``v<version>``: the ``endpoint`` label of a predictor revision serving ``version``."""
+    return f"v{version}"
+
+
 class TrafficBackend(Protocol):
     """What :class:`~mlplatform.serving.rollout.RolloutController` needs from a platform."""
 
@@ -104,6 +115,10 @@ class TrafficBackend(Protocol):
     def promote(self) -> None: ...
 
     def rollback(self) -> None: ...
+
+    def serves(self, version: str) -> bool:
+        """Whether the canary is ready and serves registry version ``version``."""
+        ...
 
 
 def _stats_pair(doc: dict[str, Any]) -> tuple[VariantStats, VariantStats]:
@@ -139,6 +154,14 @@ class LocalRouterBackend:
     def rollback(self) -> None:
         self._call("POST", "/admin/rollback")
 
+    def serves(self, version: str) -> bool:
+        """The attached canary's version is ``version``; one attached without a version is
+        taken as the operator said (the router cannot tell)."""
+        canary = self._call("GET", "/admin/stats").get("canary")
+        if not canary:
+            return False
+        return canary.get("version") in (None, version)
+
     def attach(self, url: str, version: str | None, percent: int = 0) -> None:
         self._call(
             "PUT", "/admin/canary", {"url": url, "version": version, "canary_percent": percent}
@@ -149,9 +172,15 @@ class KServeBackend:
     """Moves traffic by patching an InferenceService; reads statistics from the payload sink.
 
     ``api`` is a ``kubernetes.client.CustomObjectsApi`` (or anything with its
-    ``patch_namespaced_custom_object``). KServe semantics: ``canaryTrafficPercent: p`` sends
-    p% to the latest ready revision; removing the field promotes it (100%); 0 sends all
-    traffic back to the previously rolled-out revision.
+    ``get_namespaced_custom_object`` and ``patch_namespaced_custom_object``; the chart's Role
+    grants exactly get and patch on this one InferenceService). KServe semantics:
+    ``canaryTrafficPercent: p`` sends p% to the latest ready revision; removing the field
+    promotes it (100%); 0 sends all traffic back to the previously rolled-out revision.
+
+    Canary and stable are told apart by the ``endpoint`` label of the predictor's pods, which
+    KServe's logger agent reports as every event's ``ce-endpoint`` (KServe sets none itself:
+    ``default`` otherwise, for both revisions). The chart sets it to ``v<version>``, and the
+    spec describes the latest revision, i.e. the canary.
     """
 
     GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
@@ -169,6 +198,39 @@ class KServeBackend:
         self.sink_url = sink_url.rstrip("/")
         self.since = time.time() if since is None else since
         self.client = client or httpx.Client(timeout=30.0)
+        self._canary: str | None = None
+
+    def _get(self) -> dict[str, Any]:
+        try:
+            obj: dict[str, Any] = self.api.get_namespaced_custom_object(
+                self.GROUP, self.VERSION, self.namespace, self.PLURAL, self.name
+            )
+        except Exception as exc:  # kubernetes ApiException, urllib3 errors
+            raise TrafficError(f"reading {self.namespace}/{self.name}: {exc}") from None
+        return obj
+
+    def canary_endpoint(self) -> str:
+        """The ``endpoint`` label of the latest predictor revision (the canary)."""
+        labels = self._get().get("spec", {}).get("predictor", {}).get("labels") or {}
+        label = labels.get(ENDPOINT_LABEL)
+        if not label:
+            raise TrafficError(
+                f"{self.namespace}/{self.name}: the predictor has no {ENDPOINT_LABEL!r} label, so "
+                "its events cannot be told from the stable revision's (deploy with this chart)"
+            )
+        return str(label)
+
+    def serves(self, version: str) -> bool:
+        """The latest predictor revision serves ``version`` and is ready."""
+        obj = self._get()
+        labels = obj.get("spec", {}).get("predictor", {}).get("labels") or {}
+        status = (obj.get("status") or {}).get("components", {}).get("predictor", {})
+        latest = status.get("latestCreatedRevision")
+        return (
+            labels.get(ENDPOINT_LABEL) == endpoint_label(version)
+            and latest is not None
+            and status.get("latestReadyRevision") == latest
+        )
 
     def _patch(self, percent: int | None) -> None:
         body = {"spec": {"predictor": {"canaryTrafficPercent": percent}}}
@@ -189,7 +251,13 @@ class KServeBackend:
         self._patch(0)
 
     def stats(self) -> tuple[VariantStats, VariantStats]:
-        params: dict[str, str | float] = {"model": self.name, "since": self.since}
+        if self._canary is None:
+            self._canary = self.canary_endpoint()
+        params: dict[str, str | float] = {
+            "model": self.name,
+            "since": self.since,
+            "canary": self._canary,
+        }
         try:
             resp = self.client.get(f"{self.sink_url}/stats", params=params)
             resp.raise_for_status()

@@ -33,13 +33,20 @@ from mlplatform.serving.payloads.decode import (
     decode_predictions,
     instance_rows,
 )
-from mlplatform.serving.payloads.records import COLUMNS, PayloadRecord
+from mlplatform.serving.payloads.records import (
+    COLUMNS,
+    EXPLAINER_HEADER,
+    EXPLAINER_TRAFFIC,
+    PayloadRecord,
+)
 from mlplatform.serving.payloads.statements import Half
 from mlplatform.serving.payloads.store import PayloadStore, T
 from mlplatform.serving.payloads.writer import Job, Write
 
 __all__ = [
     "COLUMNS",
+    "EXPLAINER_HEADER",
+    "EXPLAINER_TRAFFIC",
     "Half",
     "Job",
     "PayloadRecord",

@@ -25,3 +25,11 @@ class PayloadRecord:
 
 
 COLUMNS = tuple(f.name for f in fields(PayloadRecord))
+
+#: The header (and its value) the explainer puts on its neighbourhood batches to the
+#: predictor. On the cluster KServe's agent copies it into each event's ``metadata`` attribute
+#: (the chart lists it in ``logger.metadataHeaders``) and the payload sink leaves such events
+#: out of the log: they are not user traffic. Spelled as Go's net/http canonicalizes header
+#: names, since the agent matches them exactly (pkg/logger/handler.go, v0.20.0).
+EXPLAINER_HEADER = "X-Mlplatform-Traffic"
+EXPLAINER_TRAFFIC = "explainer"

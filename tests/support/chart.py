@@ -50,6 +50,12 @@ def template_args(values_file: str | None, *sets: str, versions: bool = True) ->
     return args
 
 
+def expand(value: str, env: Mapping[str, str]) -> str:
+    """``$(VAR)`` references expanded as the kubelet expands them in env values, command and
+    args (an unknown reference stays as written)."""
+    return _REF.sub(lambda m: env.get(m[1], m[0]), value)
+
+
 def container_env(container: Obj, secrets: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
     """The container's environment as the kubelet builds it: ``value``s, ``secretKeyRef``s
     read from ``secrets`` (name → key → value; a missing non-optional one is an error, as it
@@ -58,7 +64,7 @@ def container_env(container: Obj, secrets: Mapping[str, Mapping[str, str]]) -> d
     env: dict[str, str] = {}
     for e in container.get("env", []):
         if "value" in e:
-            env[e["name"]] = _REF.sub(lambda m: env.get(m[1], m[0]), str(e["value"]))
+            env[e["name"]] = expand(str(e["value"]), env)
             continue
         ref = e["valueFrom"]["secretKeyRef"]
         value = secrets.get(ref["name"], {}).get(ref["key"])

@@ -112,36 +112,11 @@ def log_cases(store: PayloadStore) -> None:
         },
     ).result()
     # outside the window or of another model: in neither result
-    store.log(
-        PayloadRecord(
-            "late",
-            T0 + 100,
-            "m",
-            "stable",
-            "3",
-            "predict",
-            200,
-            1.0,
-            1,
-            body([[1.0, 1, "a"]]),
-            reply([1.0]),
+    for rid, ts, model in (("late", T0 + 100, "m"), ("other", T0 + 1, "n")):
+        row = body([[1.0, 1, "a"]])
+        store.log(
+            PayloadRecord(rid, ts, model, "stable", "3", "predict", 200, 1.0, 1, row, reply([1.0]))
         )
-    )
-    store.log(
-        PayloadRecord(
-            "other",
-            T0 + 1,
-            "n",
-            "stable",
-            "3",
-            "predict",
-            200,
-            1.0,
-            1,
-            body([[1.0, 1, "a"]]),
-            reply([1.0]),
-        )
-    )
     for rid, (_, _, label) in CASES.items():
         if label is not None:
             store.add_feedback(rid, label)

@@ -121,6 +121,12 @@ class TrafficBackend(Protocol):
         ...
 
 
+def _predictor_labels(isvc: dict[str, Any]) -> dict[str, str]:
+    """``spec.predictor.labels`` of an InferenceService (those of its latest revision)."""
+    labels: dict[str, str] = isvc.get("spec", {}).get("predictor", {}).get("labels") or {}
+    return labels
+
+
 def _stats_pair(doc: dict[str, Any]) -> tuple[VariantStats, VariantStats]:
     empty: dict[str, Any] = {}
     return stats_from_json(doc.get("stable") or empty), stats_from_json(doc.get("canary") or empty)
@@ -211,8 +217,7 @@ class KServeBackend:
 
     def canary_endpoint(self) -> str:
         """The ``endpoint`` label of the latest predictor revision (the canary)."""
-        labels = self._get().get("spec", {}).get("predictor", {}).get("labels") or {}
-        label = labels.get(ENDPOINT_LABEL)
+        label = _predictor_labels(self._get()).get(ENDPOINT_LABEL)
         if not label:
             raise TrafficError(
                 f"{self.namespace}/{self.name}: the predictor has no {ENDPOINT_LABEL!r} label, so "
@@ -223,7 +228,7 @@ class KServeBackend:
     def serves(self, version: str) -> bool:
         """The latest predictor revision serves ``version`` and is ready."""
         obj = self._get()
-        labels = obj.get("spec", {}).get("predictor", {}).get("labels") or {}
+        labels = _predictor_labels(obj)
         status = (obj.get("status") or {}).get("components", {}).get("predictor", {})
         latest = status.get("latestCreatedRevision")
         return (

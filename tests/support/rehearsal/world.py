@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from tests.support.chart import container_env
+from tests.support.chart import container_env, expand
 from tests.support.rehearsal.image import build_image_root
 from tests.support.rehearsal.pods import (
     ClusterDns,
@@ -262,7 +262,7 @@ class World:
             self._init_postgres(env)
         elif component == "redis":
             pod.ip = self.dns.pod_ip()
-            args = [_expand(a, env) for a in container.get("args", [])]
+            args = [expand(a, env) for a in container.get("args", [])]
             cmd = [shutil.which("redis-server") or "redis-server", *args, "--bind", pod.ip]
             with self.log(pod).open("ab") as out:
                 pod.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
@@ -369,16 +369,9 @@ def _selects(selector: dict[str, str], template: Obj) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def _expand(value: str, env: dict[str, str]) -> str:
-    """``$(VAR)`` in command and args, as the kubelet expands them."""
-    import re
-
-    return re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), value)
-
-
 def _argv(container: Obj, env: dict[str, str]) -> list[str]:
     argv = [*container.get("command", []), *container.get("args", [])]
-    return [_expand(a, env) for a in argv]
+    return [expand(a, env) for a in argv]
 
 
 def _probe(ip: str, probe: Obj, ports: dict[str | None, int]) -> bool:

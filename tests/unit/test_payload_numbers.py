@@ -24,7 +24,8 @@ from tests.support.services import store_backends, store_database
 
 from mlplatform.serving.payloads import PayloadRecord, PayloadStore, as_number
 from mlplatform.serving.payloads.compact import encode_request, parse_layout
-from mlplatform.stores import open_engine
+from mlplatform.serving.payloads.numeric import window_queries, window_query
+from mlplatform.stores import bulk_read, open_engine
 from mlplatform.stores.schema import payloads
 
 T0 = 1_767_225_600.0
@@ -325,3 +326,49 @@ def test_the_migration_backfills_latest_labels_and_keeps_rows(url: str) -> None:
         store.add_feedback("c", 1)  # the trigger, installed by the migration, keeps it current
         assert store.numeric_window(T0, T0 + 60, "m", NAMES)["label"].iloc[3] == 1.0
     engine.dispose()
+
+
+@pytest.mark.parametrize("slices", [2, 3, 7])
+def test_a_window_read_in_slices_is_the_window_read_at_once(url: str, slices: int) -> None:
+    with PayloadStore(url) as store:
+        log_cases(store)
+        whole = bulk_read(store.engine, [window_query(T0, T0 + 60, "m")])
+        parts = bulk_read(store.engine, window_queries(T0, T0 + 60, "m", slices))
+    assert len(whole) > slices  # the cases are 1 s apart: every slice has rows, or none
+    assert parts.shape == whole.shape and parts.tolist() == whole.tolist()
+
+
+def test_slices_on_postgresql_read_one_snapshot(url: str) -> None:
+    """A row committed after the first slice's snapshot, inside a later slice's span, is not
+    read: without the shared snapshot the later slice would see it."""
+    if not url.startswith("postgresql"):
+        pytest.skip("SQLite reads the slices in one transaction")
+    with PayloadStore(url) as store:
+        log_cases(store)
+        before = len(bulk_read(store.engine, [window_query(T0, T0 + 60, "m")]))
+        mid = PayloadRecord(
+            "mid-read",
+            T0 + 50.5,
+            "m",
+            "stable",
+            "1",
+            "predict",
+            200,
+            1.0,
+            1,
+            body([[1.0, 1, "a"]]),
+            reply([1.0]),
+        )
+
+        def insert_mid(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("SET TRANSACTION SNAPSHOT") and not store.ids() & {"mid-read"}:
+                store.log_async(mid).result()
+
+        sa.event.listen(store.engine, "before_cursor_execute", insert_mid)
+        try:
+            parts = bulk_read(store.engine, window_queries(T0, T0 + 60, "m", 2))
+        finally:
+            sa.event.remove(store.engine, "before_cursor_execute", insert_mid)
+        assert "mid-read" in store.ids()  # it was committed while the slices were read
+        assert len(parts) == before
+        assert len(bulk_read(store.engine, window_queries(T0, T0 + 60, "m", 2))) == before + 1

@@ -19,6 +19,7 @@ Layout: :mod:`.engine` (URLs, engines, transactions, the database clock, dialect
 
 from mlplatform.stores.engine import (
     begin_write,
+    bulk_read,
     bulk_rows,
     clock,
     greatest,
@@ -33,6 +34,7 @@ __all__ = [
     "STORES",
     "Store",
     "begin_write",
+    "bulk_read",
     "bulk_rows",
     "clock",
     "current_revision",

@@ -14,7 +14,8 @@ connect timeout, through psycopg 3.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,44 @@ def bulk_rows(conn: Connection, query: sa.Select[Any]) -> NDArray[Any]:
     if rows:
         table[:] = rows
     return table
+
+
+def bulk_read(engine: Engine, queries: Sequence[sa.Select[Any]]) -> NDArray[Any]:
+    """The rows of every query, in order, as one ``(rows, columns)`` object array
+    (:func:`bulk_rows`), all read from one snapshot of the database.
+
+    On PostgreSQL the queries run at once, one connection each, so the server scans the
+    slices on separate cores while this process decodes; the connections read in
+    ``REPEATABLE READ`` transactions that share the first one's snapshot
+    (``pg_export_snapshot`` / ``SET TRANSACTION SNAPSHOT``), so together they see exactly
+    what a single query would. Elsewhere they run one after the other in one transaction.
+    """
+    if engine.dialect.name != "postgresql" or len(queries) < 2:
+        with engine.connect() as conn:
+            return _stack([bulk_rows(conn, q) for q in queries], queries)
+    with engine.connect() as first:
+        first = first.execution_options(isolation_level="REPEATABLE READ")
+        snapshot = first.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+
+        def read(query: sa.Select[Any]) -> NDArray[Any]:
+            with engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                return bulk_rows(conn, query)
+
+        with ThreadPoolExecutor(len(queries) - 1) as pool:
+            rest = [pool.submit(read, q) for q in queries[1:]]
+            head = bulk_rows(first, queries[0])  # while the others run
+            return _stack([head, *(f.result() for f in rest)], queries)
+
+
+def _stack(tables: list[NDArray[Any]], queries: Sequence[sa.Select[Any]]) -> NDArray[Any]:
+    if not tables:
+        return np.empty((0, 0), dtype=object)
+    if len(tables) == 1:
+        return tables[0]
+    width = len(queries[0].selected_columns)
+    return np.concatenate([t.reshape(-1, width) for t in tables])
 
 
 def clock(dialect: str, now: float | None = None) -> sa.ColumnElement[float]:

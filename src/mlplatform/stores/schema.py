@@ -45,6 +45,7 @@ payloads = sa.Table(
     sa.Column("latest_label", sa.Text),
     sa.Column("latest_label_ts", Float64),
     sa.Index("payloads_ts", "ts"),
+    sa.Index("payloads_model_ts", "model", "ts", "request_id"),  # payloads_0003
 )
 
 feedback = sa.Table(

@@ -16,6 +16,7 @@ mapped through :func:`~.decode.as_number` (``tests/unit/test_payload_numbers.py`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,15 @@ def window_query(since: float, until: float, model: str | None) -> sa.Select[Any
     return query.order_by(p.ts, p.request_id)
 
 
+def window_queries(
+    since: float, until: float, model: str | None, slices: int = 1
+) -> list[sa.Select[Any]]:
+    """:func:`window_query` of ``slices`` consecutive equal spans of ``[since, until)``: their
+    rows, concatenated in order, are the rows of the whole window."""
+    edges = [since + (until - since) * k / slices for k in range(slices)] + [until]
+    return [window_query(a, b, model) for a, b in pairwise(edges)]
+
+
 def numeric_frame(table: Objects, names: Sequence[str] | None) -> pd.DataFrame:
     """One row per instance from the rows of :func:`window_query` (a ``(rows, columns)``
     object array, see :func:`~mlplatform.stores.bulk_rows`): :data:`META`, ``instance``,
@@ -72,7 +82,7 @@ def numeric_frame(table: Objects, names: Sequence[str] | None) -> pd.DataFrame:
     layouts, n, numbers, strings, preds, labels, requests, responses = cols[len(META) :]
     _encode_missing(layouts, n, numbers, strings, requests)
     counts, features = _features(layouts, n, numbers, strings, requests, names)
-    meta = pd.DataFrame({c: cols[i].tolist() for i, c in enumerate(META)})
+    meta = pd.DataFrame({c: cols[i] for i, c in enumerate(META)}).infer_objects()
     request_of = np.repeat(np.arange(len(counts)), counts)
     if len(request_of) != len(counts):
         meta = meta.take(request_of).reset_index(drop=True)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from mlplatform.errors import PayloadLogError, UnknownRequestError
 from mlplatform.serving.payloads.compact import encode_half, encode_record
 from mlplatform.serving.payloads.decode import instance_rows
-from mlplatform.serving.payloads.numeric import numeric_frame, window_query
+from mlplatform.serving.payloads.numeric import numeric_frame, window_queries
 from mlplatform.serving.payloads.records import COLUMNS, PayloadRecord
 from mlplatform.serving.payloads.statements import (
     INSERT_PAYLOAD,
@@ -29,10 +29,12 @@ from mlplatform.serving.payloads.statements import (
     upsert_half,
 )
 from mlplatform.serving.payloads.writer import Job, Write, commit_batch
-from mlplatform.stores import bulk_rows, migrate, open_engine, store_url
+from mlplatform.stores import bulk_read, migrate, open_engine, store_url
 from mlplatform.stores.schema import feedback, payloads
 
 T = TypeVar("T")
+#: Slices of a window read at once on PostgreSQL (:func:`~mlplatform.stores.bulk_read`).
+READ_SLICES = 2
 
 
 class PayloadStore:
@@ -140,12 +142,14 @@ class PayloadStore:
                     return
 
     # -- reading -------------------------------------------------------------------------
-    def _read(self, query: Any, fetch: Callable[[sa.Connection, Any], Any] | None = None) -> Any:
-        """The rows of ``query`` (``fetch(conn, query)`` instead when given); a database error
-        is a PayloadLogError naming the store."""
+    def _read(self, query: Any, fetch: Callable[[sa.Engine, Any], Any] | None = None) -> Any:
+        """The rows of ``query`` (``fetch(engine, query)`` instead when given); a database
+        error is a PayloadLogError naming the store."""
         try:
-            with self.engine.connect() as conn:
-                return list(conn.execute(query)) if fetch is None else fetch(conn, query)
+            if fetch is None:
+                with self.engine.connect() as conn:
+                    return list(conn.execute(query))
+            return fetch(self.engine, query)
         except sa.exc.SQLAlchemyError as exc:
             raise PayloadLogError(f"payload log {self.engine.url}: read failed: {exc}") from exc
 
@@ -208,7 +212,8 @@ class PayloadStore:
         with ``prediction`` and ``label`` as numbers (float64: the value, or the last class
         probability; NaN otherwise), read in one query from the compact columns written at
         ingestion (:mod:`.numeric`). What the monitor reads."""
-        table = self._read(window_query(since, until, model), bulk_rows)
+        slices = READ_SLICES if self.dialect == "postgresql" else 1
+        table = self._read(window_queries(since, until, model, slices), bulk_read)
         return numeric_frame(table, feature_names)
 
 

@@ -19,7 +19,11 @@ as ``make deploy``) and runs them with :mod:`.pods`:
   picks (named ``targetPort``\\ s resolved against the pods' container ports);
 * **readiness**: a pod counts as started once its ``readinessProbe`` passes (``httpGet`` and
   ``tcpSocket`` as the kubelet runs them; the upstream images' ``exec`` probes are replaced by
-  a TCP connect), a Job once its container exits 0.
+  a TCP connect), a Job once its container exits 0;
+* **the Kubernetes API** (EMULATED, :mod:`.kube_api`), once :meth:`World.start_kube_api` is
+  called: from then on every pod gets the ``kubernetes`` Service env and, if it automounts, its
+  ServiceAccount token. The rollout controllers (component ``rollout``) call that API, so
+  :meth:`World.apply` leaves them out and :meth:`World.start_rollout` starts them after it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import socket
 import subprocess
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,7 @@ from urllib.parse import urlsplit
 import httpx
 from tests.support.chart import container_env, expand
 from tests.support.rehearsal.image import build_image_root
+from tests.support.rehearsal.kube_api import ApiServer, KubeApi, OnWrite, api_server
 from tests.support.rehearsal.pods import (
     ClusterDns,
     KubeProxy,
@@ -98,6 +104,8 @@ class World:
     _service_ports: list[tuple[dict[str, str], ServicePort]] = field(default_factory=list)
     _roles: list[str] = field(default_factory=list)
     _databases: list[str] = field(default_factory=list)
+    kube: ApiServer | None = None  # the Kubernetes API stand-in, once started
+    _stack: ExitStack = field(default_factory=ExitStack)
 
     def __post_init__(self) -> None:
         self.image_root = build_image_root(ROOT, self.tmp / "image" / "app")
@@ -112,7 +120,10 @@ class World:
         return obj
 
     def apply(self, docs: list[Obj], progress: Any = print) -> None:
-        """Services first, then workloads in dependency order, hooks after their install."""
+        """Services first, then workloads in dependency order, hooks after their install.
+
+        Not the rollout controllers: they need the Kubernetes API, which this does not start
+        (:meth:`start_kube_api`, then :meth:`start_rollout`)."""
         self.docs = docs
         self._wire_services()
         order = [("StatefulSet", "postgresql"), ("Deployment", "redis"), ("StatefulSet", "minio")]
@@ -125,25 +136,48 @@ class World:
             self.run_job(job, progress)
         for kind in ("Deployment", "StatefulSet"):
             for obj in self.of_kind(kind):
-                if _component(obj) not in {c for _, c in order}:
+                if _component(obj) not in {*(c for _, c in order), ROLLOUT}:
                     self.start_workload(obj, progress)
+
+    def start_kube_api(self, on_write: OnWrite | None = None) -> ApiServer:
+        """The EMULATED Kubernetes API serving the release's InferenceServices (each seeded one
+        goes through ``on_write``, the KServe controller's turn) as Service ``kubernetes`` of
+        ``default``; pods built from now on get its env and their token. Stopped by :meth:`stop`."""
+        if self.kube is not None:
+            raise RuntimeError("the Kubernetes API stand-in is already running")
+        api = KubeApi(self.docs, self.namespace, on_write)
+        self.kube = self._stack.enter_context(
+            api_server(api, self.dns, self.tmp / "kube-api", self.proxy)
+        )
+        return self.kube
+
+    def rollout_controllers(self) -> list[Obj]:
+        """The Deployments whose pods are a rollout controller (``mlplatform rollout``)."""
+        return [d for d in self.of_kind("Deployment") if _component(d) == ROLLOUT]
+
+    def start_rollout(self, progress: Any = print) -> list[Workload]:
+        """Every rollout controller, which :meth:`apply` left out: only once the Kubernetes API
+        runs, as on the cluster their first call (``load_config``) needs its env and token."""
+        if self.kube is None:
+            raise RuntimeError("start_kube_api() first: the rollout controllers call the API")
+        return [self.start_workload(obj, progress) for obj in self.rollout_controllers()]
 
     # -- pods --------------------------------------------------------------------------------
     def pod_for(self, owner: str, template: Obj, container: Obj, index: int = 0) -> Pod:
-        """A pod of ``owner`` running ``container`` of the pod ``template``: env, volumes."""
+        """A pod of ``owner`` running ``container`` of the pod ``template``: env, volumes; with
+        the Kubernetes API running, its ``kubernetes`` Service env first (the container's own
+        env overrides it, as the kubelet orders them) and the ServiceAccount token volume."""
         name = f"{owner}-{index}-{uuid.uuid4().hex[:5]}"
         env = {
             **image_env(ROOT / "images" / "Dockerfile"),
+            **(self.kube.pod_env() if self.kube else {}),
             **container_env(container, self.secrets),
         }
-        return Pod(
-            name,
-            self.namespace,
-            _argv(container, env),
-            env,
-            self._volumes(name, template, container),
-            self.image_root,
-        )
+        volumes = self._volumes(name, template, container)
+        token_dir = self.tmp / "pods" / name / "serviceaccount"
+        if self.kube and (token := self.kube.credentials(template, token_dir)):
+            volumes.append(token)
+        return Pod(name, self.namespace, _argv(container, env), env, volumes, self.image_root)
 
     def _volumes(self, pod: str, template: Obj, container: Obj) -> list[Volume]:
         defined = {v["name"]: v for v in template["spec"].get("volumes", [])}
@@ -336,10 +370,14 @@ class World:
                 pod.stop()
         for server in self._moto:
             server.stop()
+        self._stack.close()  # the Kubernetes API stand-in, after the pods that call it
+        self.kube = None
         remove_mount_points()
 
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+#: The component label of the rollout controllers' pods: started after the Kubernetes API.
+ROLLOUT = "rollout"
 
 
 def _target_port(port: Obj, templates: list[Obj]) -> int:

@@ -263,3 +263,59 @@ def test_writer_processes_lose_no_row(url: str) -> None:
     assert [p.communicate(timeout=120)[0].strip() for p in procs] == [b"300"] * 3
     with PayloadStore(url) as store:
         assert store.count() == 900
+
+
+CROSSINGS = {
+    # one statement each, rows in opposite orders
+    "reversed": (("request", slice(None), 1), ("response", slice(None), -1)),
+    # two statements each, the second one's rows locked by the other replica's first
+    "crossed-statements": (("request", slice(0, 300), 1), ("response", slice(300, 600), 1)),
+}
+
+
+@pytest.mark.parametrize("crossing", sorted(CROSSINGS))
+def test_two_sink_replicas_merging_crossed_halves_lose_no_event(url: str, crossing: str) -> None:
+    """Two replicas of the sink (two stores, two writer threads) merge the halves of the same
+    requests in crossed orders, as KServe's agent posts them through a Service, so on
+    PostgreSQL their batches lock the same rows in opposite orders: a deadlock must cost a
+    retry, never an event (the agent does not resend a post that failed)."""
+    req = orjson.dumps({"instances": [[1.0, 2.0]]})
+    resp = orjson.dumps({"predictions": [5.0], "model_version": 4})
+    ids = [f"r{i:04d}" for i in range(600)]
+
+    def rows(kind: str, part: slice, step: int) -> list[tuple[str, dict[str, object]]]:
+        body = req if kind == "request" else resp
+        at = "2026-01-01T00:00:10+00:00"
+        return [event_row(_event(kind, rid, at, body)) for rid in ids[part][::step]]
+
+    (k1, part1, step1), (k2, part2, step2) = CROSSINGS[crossing]
+    if crossing == "reversed":  # all requests one way, all responses the other
+        plan_one, plan_two = rows(k1, part1, step1), rows(k2, part2, step2)
+    else:  # each replica's first statement takes the rows of the other's second
+        plan_one = rows(k1, part1, step1) + rows(k2, part2, step2)
+        plan_two = rows(k1, part2, step1) + rows(k2, part1, step2)
+    with PayloadStore(url) as one, PayloadStore(url) as two:
+        barrier = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def replica(store: PayloadStore, plan: list[tuple[str, dict[str, object]]]) -> None:
+            barrier.wait()
+            futures = [store.merge_async(half, row) for half, row in plan]  # type: ignore[arg-type]
+            for f in futures:
+                try:
+                    f.result(timeout=60)
+                except Exception as exc:
+                    errors.append(exc)
+
+        threads = [
+            threading.Thread(target=replica, args=(one, plan_one)),
+            threading.Thread(target=replica, args=(two, plan_two)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == []
+        logged = one.requests(0, 1e12)
+    assert sorted(logged["request_id"]) == ids
+    assert logged["request"].notna().all() and logged["response"].notna().all()

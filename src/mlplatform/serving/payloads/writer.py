@@ -5,6 +5,15 @@ PostgreSQL), and each job's future resolves only after that commit, so a logged 
 lost. The row writes of one statement run as one ``executemany``; if that fails,
 its rows are retried one by one, each in its own savepoint, so one bad row (a repeated request
 id) fails alone and its neighbours are stored. A function job runs in its own savepoint too.
+
+Several writers share one PostgreSQL database on the cluster (the sink's replicas, each with
+its own writer), and KServe's agent posts the two halves of a request to whichever replica the
+Service picks, so two batches can lock the same rows. The rows of each statement are written in
+request-id order, so two batches never cross inside one statement; they can still cross between
+statements (one batch's requests against the other's responses), and PostgreSQL then aborts
+one transaction as a deadlock. That batch is run again, whole, after a short random pause (up to
+:data:`ATTEMPTS` times): a deadlock costs a retry, never an event, since the agent does not
+resend a post that failed.
 """
 
 from __future__ import annotations
@@ -14,11 +23,19 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+import random
+import time
+
 import sqlalchemy as sa
 
 from mlplatform.errors import DuplicateRequestError, PayloadLogError
 
 Outcome = tuple[bool, Any]
+#: Runs of one batch before a deadlock or serialization failure is reported to its jobs.
+ATTEMPTS = 8
+#: PostgreSQL's ``deadlock_detected`` and ``serialization_failure``: the transaction was
+#: aborted for the sake of another one and succeeds when run again.
+RETRYABLE = frozenset({"40P01", "40001"})
 
 
 @dataclass(frozen=True)
@@ -46,16 +63,33 @@ def commit_batch(conn: sa.Connection, jobs: list[Job], where: str) -> None:
     """Run ``jobs`` in one transaction on the writer's connection, then resolve their futures."""
     if not jobs:
         return
-    done: list[tuple[Job, Outcome]] = []
-    try:
-        with conn.begin():
-            for group in _groups(jobs):
-                done.extend(zip(group, _run_group(conn, group), strict=True))
-    except sa.exc.SQLAlchemyError as exc:
-        error = PayloadLogError(f"payload log {where}: commit failed: {exc}")
-        done = [(job, (False, error)) for job in jobs]
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            done = _commit(conn, jobs)
+            break
+        except sa.exc.SQLAlchemyError as exc:
+            if retryable(exc) and attempt < ATTEMPTS:
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))  # let the other one finish
+                continue
+            error = PayloadLogError(f"payload log {where}: commit failed: {exc}")
+            done = [(job, (False, error)) for job in jobs]
+            break
     for job, (ok, value) in done:
         _resolve(job.future, ok, value)
+
+
+def _commit(conn: sa.Connection, jobs: list[Job]) -> list[tuple[Job, Outcome]]:
+    done: list[tuple[Job, Outcome]] = []
+    with conn.begin():
+        for group in _groups(jobs):
+            done.extend(zip(group, _run_group(conn, group), strict=True))
+    return done
+
+
+def retryable(exc: BaseException) -> bool:
+    """True for an error that aborted the transaction for another's sake (a deadlock, a
+    serialization failure): the same transaction succeeds when run again."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in RETRYABLE
 
 
 def _groups(jobs: list[Job]) -> Iterator[list[Job]]:
@@ -67,10 +101,16 @@ def _groups(jobs: list[Job]) -> Iterator[list[Job]]:
         if job.write is not None:
             writes.setdefault(id(job.write.statement), []).append(job)
             continue
-        yield from writes.values()
+        yield from map(_by_key, writes.values())
         writes = {}
         yield [job]
-    yield from writes.values()
+    yield from map(_by_key, writes.values())
+
+
+def _by_key(group: list[Job]) -> list[Job]:
+    """One statement's rows in key order (stable: a repeated key keeps its queue order), so
+    that two writers' statements lock shared rows in the same order."""
+    return sorted(group, key=lambda job: job.write.key if job.write else "")
 
 
 def _run_group(conn: sa.Connection, group: list[Job]) -> list[Outcome]:
@@ -86,8 +126,10 @@ def _run_group(conn: sa.Connection, group: list[Job]) -> list[Outcome]:
                 else:
                     conn.execute(bulk, {c: [r[c] for r in rows] for c in rows[0]})
             return [(True, None)] * len(group)
-        except sa.exc.DBAPIError:
-            pass  # find the bad rows: each alone below
+        except sa.exc.DBAPIError as exc:
+            if retryable(exc):
+                raise  # the whole batch runs again (commit_batch)
+            # otherwise find the bad rows: each alone below
     return [_in_savepoint(conn, job) for job in group]
 
 
@@ -108,6 +150,8 @@ def _in_savepoint(conn: sa.Connection, job: Job) -> Outcome:
             "send a unique x-request-id per request"
         )
     except sa.exc.SQLAlchemyError as exc:
+        if retryable(exc):
+            raise  # the whole batch runs again (commit_batch)
         return False, PayloadLogError(f"payload log: write failed: {exc}")
     except Exception as exc:  # the job's own error (e.g. UnknownRequestError), for its caller
         return False, exc

@@ -47,18 +47,20 @@ class KfpApi:
         return params
 
 
-def _matches(obj: dict[str, Any], filter_json: str | None) -> bool:
-    if not filter_json:
-        return True
-    for p in json.loads(filter_json).get("predicates", []):
-        if p.get("key") != "display_name" or p.get("operation") != "EQUALS":
+def matches(obj: dict[str, Any], filter_json: str | None) -> bool:
+    """The backend's filter (``backend/api/v2beta1/filter.proto``): ``EQUALS`` on
+    ``display_name`` only, in both spellings clients send (the SDK's ``operation: 1`` with
+    ``stringValue``, the retrain trigger's ``"EQUALS"`` with ``string_value``)."""
+    for p in json.loads(filter_json or "{}").get("predicates", []):
+        value = p.get("string_value", p.get("stringValue"))
+        if p.get("key") != "display_name" or p.get("operation") not in ("EQUALS", 1):
             raise ValueError(f"filter not emulated: {p}")
-        if obj.get("display_name") != p.get("string_value"):
+        if obj.get("display_name") != value:
             return False
     return True
 
 
-def _check_spec(spec: dict[str, Any]) -> None:
+def check_spec(spec: dict[str, Any]) -> None:
     """A bare PipelineSpec, or ``{"pipeline_spec", "platform_spec"}`` as ``kfp.Client`` sends a
     pipeline with Kubernetes settings (``kfp/client/client.py``, ``_PipelineDoc``)."""
     from google.protobuf import json_format
@@ -97,7 +99,7 @@ def _handler(state: KfpApi) -> type[BaseHTTPRequestHandler]:
             name = collection[parts.path]
             try:
                 with state.lock:
-                    found = [o for o in getattr(state, name) if _matches(o, query.get("filter"))]
+                    found = [o for o in getattr(state, name) if matches(o, query.get("filter"))]
             except ValueError as exc:
                 self._reply(400, {"error": str(exc)})
                 return
@@ -111,7 +113,7 @@ def _handler(state: KfpApi) -> type[BaseHTTPRequestHandler]:
                 target = state.experiments
             elif self.path == f"{API}/runs":
                 try:
-                    _check_spec(body["pipeline_spec"])
+                    check_spec(body["pipeline_spec"])
                 except Exception as exc:  # any parse error is a 400 here
                     self._reply(400, {"error": f"invalid pipeline_spec: {exc}"})
                     return

@@ -69,6 +69,11 @@ class Registry:
             )
         mlflow.set_tracking_uri(cfg.tracking_uri)
         mlflow.set_registry_uri(cfg.tracking_uri)
+        # Artifacts always through the tracking server: MLflow 3.17's client otherwise asks a
+        # server with an S3 store for presigned URLs (mlflow_artifacts_repo._download_file),
+        # which name the server's own S3 endpoint (the chart's short MinIO name, which pipeline
+        # pods in the `kubeflow` namespace and a laptop behind a port-forward cannot resolve).
+        os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
         self.mlflow = mlflow
         with ALEMBIC_LOCK:  # a first client migrates MLflow's database with Alembic
             self.client = MlflowClient(cfg.tracking_uri, cfg.tracking_uri)

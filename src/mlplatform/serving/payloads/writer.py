@@ -18,13 +18,12 @@ resend a post that failed.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
-
-import random
-import time
 
 import sqlalchemy as sa
 

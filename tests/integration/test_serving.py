@@ -146,6 +146,9 @@ def test_explainer_calls_the_predictor_and_matches_in_process(credit: dict) -> N
     for s, loc in pairs:
         assert s["feature"] == loc["feature"]
         assert s["weight"] == pytest.approx(loc["weight"], rel=1e-8)
+        assert s["contribution"] == pytest.approx(loc["contribution"], rel=1e-6, abs=1e-12)
+        assert s["direction"] == loc["direction"] and "compared with" in s["text"]
+    assert served["lime"]["reference"]["name"] == "the average applicant"
     assert served["anchor"]["rule"] == local["anchor"]["rule"]
     assert {"lime_fidelity_r2", "anchor_precision"} <= set(served["quality"])
     bad = post(

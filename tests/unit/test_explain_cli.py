@@ -31,10 +31,12 @@ def test_explain_entity_prints_contributions_rule_quality_and_writes_reports(cfg
     result = runner.invoke(app, ["explain", "--config", str(cfg), "--entity-id", "5"])
     assert result.exit_code == 0, result.output
     assert "LIME g(x)" in result.output
+    assert "compared with the average applicant" in result.output and "Slopes β" in result.output
     assert "→ reject" in result.output or "→ approve" in result.output
     assert "lime_fidelity_r2" in result.output and "anchor_precision" in result.output
     out = cfg.parent / "artifacts/credit-risk/explanations"
     assert (out / "applicant_id-5_contributions.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "applicant_id-5_slopes.png").read_bytes()[:4] == b"\x89PNG"
     html = (out / "applicant_id-5.html").read_text()
     assert "<html" in html.lower() and "income_vnd" in html
     doc = json.loads((out / "applicant_id-5.json").read_text())
@@ -49,6 +51,7 @@ def test_explain_global_writes_model_report(cfg: Path) -> None:
     assert quality["lime_fidelity_r2_mean"] > 0.5
     assert 0 < quality["global_tree_fidelity"] <= 1
     assert "global" in (out / "model_report.html").read_text().lower()
+    assert "mean |contribution| (compared with the average applicant)" in result.output
 
 
 @pytest.mark.parametrize(

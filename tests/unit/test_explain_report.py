@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import numpy as np
 import pytest
 
 from mlplatform.config import ExplainConfig
-from mlplatform.core.explain import ExplainTarget, explain_instance, explain_model
+from mlplatform.core.explain import ExplainTarget, describe, explain_instance, explain_model
 from mlplatform.core.space import FeatureSpace
 from mlplatform.reporting.explain_report import (
     contributions_png,
     importance_png,
     instance_report_html,
     model_report_html,
+    slopes_png,
     write_instance_report,
     write_model_report,
 )
@@ -68,6 +70,23 @@ def test_contributions_png_is_written(instance, tmp_path):
 
 def test_importance_png(explained_model):
     assert importance_png(explained_model.global_view).startswith(PNG)
+    assert importance_png(explained_model.global_view, by="contribution").startswith(PNG)
+
+
+def test_slopes_png(instance):
+    assert slopes_png(instance.lime).startswith(PNG)
+
+
+def test_pages_word_contributions_as_the_core_does(instance, explained_model):
+    """The HTML pages (the KFP explain artifact is the model page) reuse ``describe``."""
+    lime = instance.lime
+    j = lime.by_contribution()[0]
+    text = describe(lime.label(j), float(lime.contribution_values[j]), lime.reference_name)
+    assert html.escape(text) in instance_report_html(instance)
+    assert text == lime.to_dict()["contributions"][0]["text"]  # type: ignore[index]
+    page = model_report_html(explained_model)
+    assert "mean |contribution|" in page and "mean |β|" in page
+    assert "compared with the average row" in page
 
 
 def test_instance_report_is_self_contained_and_escaped(instance, tmp_path):

@@ -121,7 +121,7 @@ def test_same_seed_same_explanation(space, background):
 
 def test_explanation_reads_in_original_units(space, background):
     e: LimeExplanation = explain(space, background)[0]
-    label, beta = e.contributions()[0]
+    label, beta = e.slopes()[0]
     assert label.startswith("tenure = ") and beta == pytest.approx(3.0, abs=0.1)
     assert e.predict(e.x[None, :])[0] == pytest.approx(e.local_prediction)
     assert e.feature_values[5] in space.categories[5]

@@ -15,6 +15,7 @@ from mlplatform.core.training import split_frame
 from mlplatform.errors import DataError
 from mlplatform.reporting.explain_report import (
     contributions_png,
+    slopes_png,
     write_instance_report,
     write_model_report,
 )
@@ -59,6 +60,11 @@ def explain_command(
         result = explain_model_job(cfg, model, splits.train, splits.test, rng)
         for name, value in result.as_metrics().items():
             console.print(f"  {name:<32} {value:.4g}")
+        view = result.global_view
+        console.print(f"mean |contribution| (compared with {view.reference_name}), mean |β|:")
+        slopes = dict(view.ranking())
+        for name, value in view.ranking("contribution"):
+            console.print(f"  {name:<32} {value:<10.4g} {slopes[name]:.4g}")
         return {
             "html": write_model_report(result, out / "model_report.html", cfg.model_name),
             "json": write_json(out / "model_quality.json", result.as_metrics()),
@@ -70,10 +76,12 @@ def explain_command(
         console.print(f"  {key:<28} {value:.4g}")
     files = {
         "png": out / f"{name}_contributions.png",
+        "slopes": out / f"{name}_slopes.png",
         "html": write_instance_report(ex, out / f"{name}.html", f"{cfg.model_name}: {name}"),
         "json": write_json(out / f"{name}.json", ex.to_dict()),
     }
     contributions_png(ex.lime, files["png"])
+    slopes_png(ex.lime, files["slopes"])
     for kind, path in files.items():
-        console.print(f"  {kind:<5} {path}")
+        console.print(f"  {kind:<6} {path}")
     return files

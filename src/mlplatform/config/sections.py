@@ -135,6 +135,17 @@ class ExplainConfig(_Strict):
         default="forward", description="How the sparse surrogate picks its K features."
     )
     ridge_alpha: float = Field(default=1.0, ge=0, description="Ridge penalty of the surrogate.")
+    representation: Literal["continuous", "quartile"] = Field(
+        default="continuous",
+        description="LIME's inputs: numeric values (slopes per normalized unit) or, as lime's "
+        "default, 'same training quartile as x' indicators.",
+    )
+    reference: Literal["mean", "median"] | tuple[float | str, ...] = Field(
+        default="mean",
+        description="Reference point b of the contributions c_j = β_j (x_j − b_j): the "
+        "background's mean or median (categoricals: most frequent), or a raw row in feature "
+        "order.",
+    )
     sample_rows: int = Field(default=30, gt=0, description="Rows explained for model metrics.")
     stability_seeds: int = Field(default=5, ge=2, description="Seeds for stability metrics.")
     perturbation_scale: float = Field(

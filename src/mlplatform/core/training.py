@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from mlplatform.config import DataConfig, PlatformConfig
 from mlplatform.core import datasets
+from mlplatform.core.explain.reference import entity_noun
 from mlplatform.core.explain.target import ExplainTarget
 from mlplatform.core.explain.types import PredictFn
 from mlplatform.core.gd import EpochCallback, FitResult, fit
@@ -124,7 +125,10 @@ def explain_target(
 ) -> ExplainTarget:
     """``model`` as the explainers see it: ``predict_fn`` (default ``model.predict_encoded``;
     the served explainer passes one that calls the predictor), :func:`explain_background`,
-    the model's space and threshold, the config's task and class names."""
+    the model's space and threshold, the config's task, class names, entity and reference
+    row (``explain.reference`` given as a raw row, encoded here)."""
+    given = cfg.explain.reference
+    row = None if isinstance(given, str) else model.encode(model.frame([list(given)]))[0]
     return ExplainTarget(
         predict_fn or model.predict_encoded,
         explain_background(cfg, model, train),
@@ -132,6 +136,8 @@ def explain_target(
         cfg.task,
         cfg.explain.class_names,
         model.threshold,
+        entity_noun(cfg.entity),
+        row,
     )
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from rich.console import Console
 
 from mlplatform.config import PlatformConfig, load_config
+from mlplatform.core.explain import describe
 from mlplatform.core.model import LinearModel
 from mlplatform.core.training import split_frame
 from mlplatform.reporting.console import epoch_progress, print_metrics
@@ -44,8 +45,11 @@ def _explain(cfg: PlatformConfig, model: LinearModel, console: Console) -> list[
     html = write_model_report(sample, out / "model_report.html", cfg.model_name)
     row_html = write_instance_report(one, out / "test_row_0.html", f"{cfg.model_name}: test row")
     contributions_png(one.lime, out / "test_row_0_contributions.png")
+    readings = [describe(k, c, one.lime.reference_name) for k, c in one.lime.contributions()]
     return [
         f"- explanation: `{row_html}`, model report: `{html}`",
+        "- test row 0, what pulls its prediction up or down:",
+        *[f"  - {line}" for line in readings[:3]],
         "- quality: " + ", ".join(f"{k} {quality[k]:.3f}" for k in keys),
     ]
 

@@ -14,8 +14,9 @@
 
 lime reports β per standard deviation; we divide by s_j to get β per normalized unit.
 With ``discretize=True`` (lime's default, quartile bins) the coefficients are those of
-lime's "in the same quartile as x" indicators, and the intercept is lime's own: use it
-for timing and for the bin-level reading, not for comparisons with our coefficients.
+lime's "in the same quartile as x" indicators, directly comparable with ours under
+``representation="quartile"`` (same bins, same sampling, same inputs and intercept).
+Contributions are read against ``cfg.reference``, as ours are.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class LimeReference:
         self.target, self.space, self.task = target, space, target.task
         self.cfg, self.discretize = cfg, discretize
         self.width = default_width(cfg, space.width)
+        self.reference = target.reference(cfg.reference)
         self.explainer = LimeTabularExplainer(
             target.background,
             mode=target.task,
@@ -116,4 +118,10 @@ class LimeReference:
             target_class=None if regression else label,
             kernel_width=self.width,
             num_samples=self.cfg.num_samples,
+            reference=self.reference.row,
+            reference_name=self.reference.name,
+            reference_values=tuple(
+                self.space.format_value(j, float(v)) for j, v in enumerate(self.reference.row)
+            ),
+            edges=self.target.quartiles.edges_by_column(row.size) if self.discretize else (),
         )

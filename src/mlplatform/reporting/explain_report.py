@@ -1,4 +1,8 @@
-"""Explanation reports: a contributions bar chart (PNG) and self-contained HTML pages.
+"""Explanation reports: contribution and slope bar charts (PNG) and self-contained HTML.
+
+Every page leads with what pulls a prediction up or down compared with the reference
+row (:mod:`mlplatform.core.explain.reference`, whose :func:`describe` words every
+reading), and keeps the surrogate's slopes below.
 
 Charts are drawn on a bare matplotlib ``Figure`` with the Agg canvas (no pyplot state,
 no display). HTML pages embed their charts as base64 PNG and escape every text, so a
@@ -12,6 +16,7 @@ import html
 import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -21,6 +26,7 @@ from mlplatform.core.explain import (
     InstanceExplanation,
     LimeExplanation,
     ModelExplanation,
+    describe,
 )
 
 _POS, _NEG = "#2ca02c", "#d62728"
@@ -55,18 +61,37 @@ def _barh(labels: Sequence[str], values: Sequence[float], title: str, xlabel: st
     return fig
 
 
-def contributions_png(expl: LimeExplanation, path: Path | None = None) -> bytes:
-    """Bar chart of the surrogate's β_j (largest |β| on top); written to ``path`` if given."""
+def contributions_figure(expl: LimeExplanation) -> Figure:
+    """Bars of the contributions c_j (largest |c| on top): green pulls up, red pulls down."""
     items = expl.contributions()
-    title = f"LIME: f(x) = {expl.model_prediction:.4g}, g(x) = {expl.local_prediction:.4g}"
-    fig = _barh([k for k, _ in items], [v for _, v in items], title, "β (per normalized unit)")
+    title = (
+        f"What pulls f(x) = {expl.model_prediction:.3g} up or down\n"
+        f"compared with {expl.reference_name} (g = {expl.reference_prediction:.3g})"
+    )
+    xlabel = "contribution c_j to g(x) − g(reference)"
+    return _barh([k for k, _ in items], [v for _, v in items], title, xlabel)
+
+
+def contributions_png(expl: LimeExplanation, path: Path | None = None) -> bytes:
+    """:func:`contributions_figure` as PNG; written to ``path`` if given."""
+    return _png(contributions_figure(expl), path)
+
+
+def slopes_png(expl: LimeExplanation, path: Path | None = None) -> bytes:
+    """Bar chart of the surrogate's slopes β_j (largest |β| on top)."""
+    items = expl.slopes()
+    unit = "per normalized unit" if expl.representation == "continuous" else "in x's bin"
+    fig = _barh([k for k, _ in items], [v for _, v in items], "LIME slopes β", f"β ({unit})")
     return _png(fig, path)
 
 
-def importance_png(view: GlobalView, path: Path | None = None) -> bytes:
-    """Bar chart of mean |β| per feature over the explained rows."""
-    items = view.ranking()
-    fig = _barh([k for k, _ in items], [v for _, v in items], "Mean |β| per feature", "mean |β|")
+def importance_png(
+    view: GlobalView, path: Path | None = None, by: Literal["slope", "contribution"] = "slope"
+) -> bytes:
+    """Bar chart of mean |β| (or mean |c|, ``by="contribution"``) per feature."""
+    items = view.ranking(by)
+    what = "mean |β|" if by == "slope" else "mean |contribution|"
+    fig = _barh([k for k, _ in items], [v for _, v in items], f"{what} per feature", what)
     return _png(fig, path)
 
 
@@ -95,14 +120,37 @@ def _page(title: str, body: str) -> str:
     )
 
 
+def contributions_html(lime: LimeExplanation) -> str:
+    """The contributions in words and numbers, g(x) = g(b) + Σ c_j, and the slopes."""
+    c = lime.contribution_values
+    ref, gb = lime.reference_name, lime.reference_prediction
+    rows = [
+        [lime.label(j), float(c[j]), describe(lime.label(j), float(c[j]), ref)]
+        for j in lime.by_contribution()
+    ]
+    ref_values = zip(lime.feature_names, lime.feature_values, lime.reference_values, strict=False)
+    return "".join(
+        [
+            f"<h2>What pulls this prediction up or down, compared with {html.escape(ref)}</h2>",
+            _img(contributions_png(lime), "LIME contributions"),
+            _table(["feature", "contribution c_j", "reading"], rows),
+            f"<p>g(x) = g(reference) + Σ c_j: {gb:.4g} + {float(c.sum()):+.4g} = "
+            f"{lime.local_prediction:.4g} (the model: f(x) = {lime.model_prediction:.4g}).</p>",
+            _table(["feature", "this row", html.escape(ref)], ref_values),
+            f"<h3>Slopes β ({html.escape(lime.representation)} representation)</h3>",
+            _table(["feature", "β"], lime.slopes()),
+        ]
+    )
+
+
 def instance_report_html(
     ex: InstanceExplanation, title: str = "Explanation of one prediction"
 ) -> str:
-    """One row: its values, LIME contributions (chart and table), the anchor, the quality."""
+    """One row: LIME contributions (chart, words, slopes), the anchor, the quality."""
     lime, anchor = ex.lime, ex.anchor
     warn = "" if anchor.valid else '<p class="warn">No rule reached the precision target.</p>'
     parts = [
-        _table(["feature", "value"], zip(lime.feature_names, lime.feature_values, strict=True)),
+        contributions_html(lime),
         "<h2>Local surrogate (LIME)</h2>",
         _table(
             ["f(x)", "g(x)", "intercept", "weighted R²", "kernel width"],
@@ -116,8 +164,6 @@ def instance_report_html(
                 ]
             ],
         ),
-        _img(contributions_png(lime), "LIME contributions"),
-        _table(["feature = value", "β"], lime.contributions()),
         "<h2>Anchor rule</h2>",
         f'<p class="rule">{html.escape(str(anchor))}</p>{warn}',
         _table(
@@ -130,13 +176,22 @@ def instance_report_html(
     return _page(title, "".join(parts))
 
 
+def _strongest(lime: LimeExplanation) -> str:
+    """The contribution that moves the row most, in words."""
+    order = lime.by_contribution()
+    if not order:
+        return ""
+    j = order[0]
+    return describe(lime.label(j), float(lime.contribution_values[j]), lime.reference_name)
+
+
 def model_report_html(model: ModelExplanation, title: str = "Model explanations") -> str:
     """A model: quality metrics, feature importances, the surrogate tree, per-row rules."""
     view = model.global_view
     rows = [
         [
             i,
-            ", ".join(inst.lime.feature_names[j] for j in inst.lime.top_features(3)),
+            _strongest(inst.lime),
             inst.anchor.rule,
             inst.anchor.outcome,
             "yes" if inst.anchor.valid else "no",
@@ -146,12 +201,17 @@ def model_report_html(model: ModelExplanation, title: str = "Model explanations"
         ]
         for i, inst in enumerate(model.instances)
     ]
+    moved = dict(view.ranking("contribution"))
+    importance = sorted(((k, moved[k], b) for k, b in view.ranking()), key=lambda r: -r[1])
     parts = [
         "<h2>Explanation quality</h2>",
         _table(["metric", "value"], model.as_metrics().items()),
-        "<h2>Global view: mean |β| per feature</h2>",
+        "<h2>Global view: how much each feature moves predictions, and its slope</h2>",
+        f"<p>Mean |contribution| over the explained rows, compared with "
+        f"{html.escape(view.reference_name)}; mean |β| is the surrogate's slope.</p>",
+        _img(importance_png(view, by="contribution"), "mean |contribution| per feature"),
         _img(importance_png(view), "feature importance"),
-        _table(["feature", "mean |β|"], view.ranking()),
+        _table(["feature", "mean |contribution|", "mean |β|"], importance),
         f"<h2>Depth-3 surrogate tree ({html.escape(view.fidelity_metric)} vs the model: "
         f"{view.tree_fidelity:.3f})</h2>",
         "<p>Fitted to the model's predictions on the background rows; a leaf's value is the "
@@ -161,7 +221,7 @@ def model_report_html(model: ModelExplanation, title: str = "Model explanations"
         _table(
             [
                 "row",
-                "top LIME features",
+                "what moves it most",
                 "anchor",
                 "outcome",
                 "τ met",

@@ -16,6 +16,7 @@ from mlplatform.core.explain.entry import (
 from mlplatform.core.explain.global_view import GlobalView, global_view
 from mlplatform.core.explain.lime import LimeExplanation, lime_explain_batch
 from mlplatform.core.explain.quality import InstanceQuality, ModelQuality
+from mlplatform.core.explain.reference import Reference, describe, direction
 from mlplatform.core.explain.target import ExplainTarget
 
 __all__ = [
@@ -27,7 +28,10 @@ __all__ = [
     "LimeExplanation",
     "ModelExplanation",
     "ModelQuality",
+    "Reference",
     "anchor_explain",
+    "describe",
+    "direction",
     "explain_instance",
     "explain_model",
     "global_view",

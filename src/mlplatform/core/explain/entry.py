@@ -22,6 +22,7 @@ from mlplatform.core.explain.quality import (
     rule_coverage,
     rule_precision,
 )
+from mlplatform.core.explain.reference import describe
 from mlplatform.core.explain.stability import Fidelity, Stability, lime_fidelity, lime_stability
 from mlplatform.core.explain.target import ExplainTarget
 from mlplatform.core.explain.types import FloatArray, Task, check_row, check_rows
@@ -49,9 +50,15 @@ class InstanceExplanation:
         lime = self.lime
         lines = [
             f"f(x) = {lime.model_prediction:.4g}   LIME g(x) = {lime.local_prediction:.4g} "
-            f"(weighted R² {lime.score_r2:.3f})"
+            f"(weighted R² {lime.score_r2:.3f})",
+            f"What pulls this prediction up or down, compared with {lime.reference_name} "
+            f"(g = {lime.reference_prediction:.4g}):",
         ]
-        lines += [f"  {beta:+.4g}  {label}" for label, beta in lime.contributions()[:top]]
+        ref = lime.reference_name
+        lines += [f"  {c + 0.0:+.4g}  {describe(k, c, ref)}" for k, c in lime.contributions()[:top]]
+        slopes = ", ".join(f"{k} {b:+.3g}" for k, b in lime.slopes()[:top])
+        unit = "per normalized unit" if lime.representation == "continuous" else "in x's bin"
+        lines.append(f"Slopes β ({unit}): {slopes}")
         valid = "" if self.anchor.valid else "  [precision target not reached]"
         lines.append(f"Anchor: {self.anchor}{valid}")
         return "\n".join(lines)
@@ -71,11 +78,14 @@ class ModelExplanation:
         return {**self.quality.as_metrics(), "global_tree_fidelity": self.global_view.tree_fidelity}
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready: metrics, importances, the tree's rules and every explained row."""
+        """JSON-ready: metrics, importances (mean |β| and mean |c|, with the reference they
+        compare with), the tree's rules and every explained row."""
         view = self.global_view
         return {
             "metrics": self.as_metrics(),
             "importance": dict(view.ranking()),
+            "importance_contribution": dict(view.ranking("contribution")),
+            "reference": view.reference_name,
             "tree_rules": list(view.tree_rules),
             "tree_fidelity": {view.fidelity_metric: view.tree_fidelity},
             "instances": [i.to_dict() for i in self.instances],
@@ -115,9 +125,9 @@ def explain_rows(
     precision one; each anchor search batches its bandit rounds.
     """
     run = lime_stability(target, X, cfg, rng)
-    fid = lime_fidelity(
-        target.predict_fn, run.base, target.background_summary, cfg.num_samples, rng
-    )
+    quartiles = target.quartiles if cfg.representation == "quartile" else None
+    bg = target.background_summary
+    fid = lime_fidelity(target.predict_fn, run.base, bg, cfg.num_samples, rng, quartiles)
     ctx = anchor_context(target, cfg, rng)
     anchors = [anchor_explain_with(ctx, x, rng) for x in X]
     prec = rule_precision(target.predict_fn, anchors, ctx.sampler, cfg.coverage_samples, rng)

@@ -1,6 +1,7 @@
-"""The model-wide view: mean |β| per feature, and a readable depth-3 tree.
+"""The model-wide view: mean |c| and mean |β| per feature, and a readable depth-3 tree.
 
-* Post-hoc: importance_j = mean over explained rows of |β_j| (LIME, normalized units).
+* Post-hoc: importance_j = mean over explained rows of |c_j| (how much feature j moves
+  predictions away from the reference, :mod:`.reference`) and of |β_j| (the slopes).
 * Ante-hoc alternative: a regression tree of depth ≤ 3 fitted to the model's own
   predictions f(background); its fidelity is R² against f (regression) or the share of
   rows where tree and model pick the same class (classification), on the background.
@@ -30,11 +31,14 @@ class GlobalView:
     tree_rules: tuple[str, ...]
     tree_fidelity: float
     fidelity_metric: Literal["r2", "accuracy"]
+    mean_abs_contribution: FloatArray
+    reference_name: str = "the reference row"
 
-    def ranking(self) -> list[tuple[str, float]]:
-        """(feature, mean |β|) from the most to the least important."""
-        order = np.argsort(-self.mean_abs_coef, kind="stable")
-        return [(self.feature_names[j], float(self.mean_abs_coef[j])) for j in order]
+    def ranking(self, by: Literal["slope", "contribution"] = "slope") -> list[tuple[str, float]]:
+        """(feature, mean |β|) or (feature, mean |c|), most important first."""
+        values = self.mean_abs_coef if by == "slope" else self.mean_abs_contribution
+        order = np.argsort(-values, kind="stable")
+        return [(self.feature_names[j], float(values[j])) for j in order]
 
 
 def global_view(
@@ -42,11 +46,14 @@ def global_view(
 ) -> GlobalView:
     """Importances from ``explanations`` and a tree fitted on the background rows (n_bg, d)."""
     importance = np.mean(np.stack([np.abs(e.coefficients) for e in explanations]), axis=0)
+    moved = np.mean(np.stack([np.abs(e.contribution_values) for e in explanations]), axis=0)
     B, space = target.background, target.space
     y = call_model(target.predict_fn, B)
     tree = fit_tree(B, y, space, max_depth=max_depth, min_leaf=_min_leaf(y.size))
     fidelity, metric = tree_fidelity(tree.predict(B), y, target.task, target.threshold)
-    return GlobalView(space.names, importance, tree, tree.rules(space), fidelity, metric)
+    rules = tree.rules(space)
+    ref = explanations[0].reference_name if explanations else "the reference row"
+    return GlobalView(space.names, importance, tree, rules, fidelity, metric, moved, ref)
 
 
 def tree_fidelity(

@@ -1,5 +1,10 @@
 """LIME: a weighted sparse linear surrogate of the model around each explained row.
 
+(This docstring describes the continuous representation; ``explain.representation:
+quartile`` reads every numeric column as "in x's training quartile", see :mod:`.quartile`.
+Either way the explanation also reads at the point, compared with a reference row:
+:mod:`.explanation`, :mod:`.reference`.)
+
 For a row x, sample a neighbourhood z ~ around x (see :mod:`.neighbourhood`), weight
 each sample by π_x(z) = exp(−D(x, z)²/σ²) and fit
 
@@ -31,11 +36,13 @@ metrics do, via :func:`explain_prepared`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
 from mlplatform.config import ExplainConfig
+from mlplatform.core.explain.explanation import LimeExplanation as LimeExplanation
 from mlplatform.core.explain.neighbourhood import (
     Background,
     kernel_weights,
@@ -44,12 +51,15 @@ from mlplatform.core.explain.neighbourhood import (
     sample_shared,
     shared_neighbourhood_moments,
 )
+from mlplatform.core.explain.quartile import bin_label, sample_quartile
+from mlplatform.core.explain.reference import Reference
 from mlplatform.core.explain.surrogate import (
     Moments,
     forward_select,
     lasso_select,
     residual_ss,
     ridge_fit,
+    weighted_moments,
     weighted_r2,
 )
 from mlplatform.core.explain.target import ExplainTarget
@@ -62,67 +72,6 @@ from mlplatform.core.explain.types import (
     kernel_width,
 )
 from mlplatform.core.space import FeatureSpace
-
-
-@dataclass(frozen=True, eq=False)
-class LimeExplanation:
-    """One row's local surrogate (module docstring); arrays are (d,).
-
-    ``coefficients`` are 0 outside ``selected`` (ordered by |β_j|, largest first);
-    ``local_prediction`` is g(x), ``model_prediction`` f(x) (for classification the
-    probability of ``target_class``); ``score_r2``/``fidelity_loss`` are the weighted R²
-    and the weighted mean squared error Σπ(f − g)²/Σπ on the neighbourhood.
-    """
-
-    x: FloatArray
-    coefficients: FloatArray
-    selected: tuple[int, ...]
-    intercept: float
-    local_prediction: float
-    model_prediction: float
-    score_r2: float
-    fidelity_loss: float
-    feature_names: tuple[str, ...]
-    feature_values: tuple[str, ...]
-    categorical: tuple[int, ...]
-    target_class: int | None
-    kernel_width: float
-    num_samples: int
-
-    def top_features(self, k: int) -> tuple[int, ...]:
-        """The k features with the largest |β_j| in the surrogate."""
-        return self.selected[:k]
-
-    def contributions(self) -> list[tuple[str, float]]:
-        """``("income = 50,000,000 VND", β_j)`` for the selected features, largest first."""
-        return [
-            (f"{self.feature_names[j]} = {self.feature_values[j]}", float(self.coefficients[j]))
-            for j in self.selected
-        ]
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready summary: predictions, intercept, fit and the contributions."""
-        return {
-            "model_prediction": self.model_prediction,
-            "local_prediction": self.local_prediction,
-            "intercept": self.intercept,
-            "score_r2": self.score_r2,
-            "contributions": [
-                {
-                    "feature": self.feature_names[j],
-                    "value": self.feature_values[j],
-                    "weight": float(self.coefficients[j]),
-                }
-                for j in self.selected
-            ],
-        }
-
-    def predict(self, Z: FloatArray) -> FloatArray:
-        """g(Z): (n,) for encoded rows Z: (n, d)."""
-        U = np.array(Z, dtype=np.float64, copy=True)
-        cat = list(self.categorical)
-        U[:, cat] = Z[:, cat] == self.x[cat]
-        return np.asarray(self.intercept + U @ self.coefficients, dtype=np.float64)
 
 
 def lime_explain_batch(
@@ -155,20 +104,47 @@ def explain_prepared(
 ) -> tuple[LimeExplanation, ...]:
     """:func:`lime_explain_batch` for already validated rows X: (R, d).
 
-    Independent neighbourhoods per row unless ``shared_noise``.
+    Independent neighbourhoods per row unless ``shared_noise`` (continuous representation
+    only: ``cfg.representation == "quartile"`` samples :mod:`.quartile` neighbourhoods,
+    always independent). Each explanation carries the reference ``cfg.reference``.
     """
-    bg, predict_fn = target.background_summary, target.predict_fn
     label = int(target_class) if target.task == "classification" else None
     width = kernel_width(cfg, X.shape[1])
+    m, bg = _moments(target, X, cfg, rng, label, width, shared_noise)
+    fit = _fit(m, X, bg, cfg, width, label)
+    ref = target.reference(cfg.reference)
+    return tuple(_package(fit, r, X, target, cfg, ref) for r in range(X.shape[0]))
+
+
+def _moments(
+    target: ExplainTarget,
+    X: FloatArray,
+    cfg: ExplainConfig,
+    rng: np.random.Generator,
+    label: int | None,
+    width: float,
+    shared_noise: bool,
+) -> tuple[Moments, Background]:
+    """The neighbourhoods' weighted moments, and the background as the fit reads columns."""
+    bg, predict_fn = target.background_summary, target.predict_fn
+    if cfg.representation == "quartile":
+        bnb = sample_quartile(X, bg, target.quartiles, cfg.num_samples, rng)
+        w = kernel_weights(bnb.d2, width)
+        return weighted_moments(bnb.U, _targets(predict_fn, bnb.Z, label), w), indicators(bg)
     if shared_noise:
         snb = sample_shared(X, bg, cfg.num_samples, rng)
-        m = shared_neighbourhood_moments(snb, _targets(predict_fn, snb.Z, label), width)
-    else:
-        nb = sample_neighbourhood(X, bg, cfg.num_samples, rng)
-        y = _targets(predict_fn, nb.Z, label)
-        m = neighbourhood_moments(nb, X, y, kernel_weights(nb.d2, width), bg)
-    fit = _fit(m, X, bg, cfg, width, label)
-    return tuple(_package(fit, r, X, bg, target.space, cfg) for r in range(X.shape[0]))
+        y = _targets(predict_fn, snb.Z, label)
+        return shared_neighbourhood_moments(snb, y, width), bg
+    nb = sample_neighbourhood(X, bg, cfg.num_samples, rng)
+    y = _targets(predict_fn, nb.Z, label)
+    return neighbourhood_moments(nb, X, y, kernel_weights(nb.d2, width), bg), bg
+
+
+def indicators(bg: Background) -> Background:
+    """``bg`` with every column read as an indicator (the quartile representation)."""
+    d = bg.scale.size
+    every = np.arange(d, dtype=np.int64)
+    return replace(bg, numeric=every[:0], categorical=every, scale=np.ones(d))
 
 
 def _targets(predict_fn: PredictFn, Z: FloatArray, label: int | None) -> FloatArray:
@@ -232,12 +208,18 @@ class _Fit:
 
 
 def _package(
-    fit: _Fit, r: int, X: FloatArray, bg: Background, space: FeatureSpace, cfg: ExplainConfig
+    fit: _Fit,
+    r: int,
+    X: FloatArray,
+    target: ExplainTarget,
+    cfg: ExplainConfig,
+    ref: Reference,
 ) -> LimeExplanation:
-    """The r-th explanation of the batch."""
-    coef, x = fit.coef[r], X[r].copy()
+    """The r-th explanation of the batch, read against the reference ``ref``."""
+    coef, x, space = fit.coef[r], X[r].copy(), target.space
     order = np.argsort(-np.abs(coef), kind="stable")
     selected = tuple(int(j) for j in order if fit.mask[r, j])
+    edges = target.quartiles.edges_by_column(x.size) if cfg.representation == "quartile" else ()
     return LimeExplanation(
         x=x,
         coefficients=np.where(fit.mask[r], coef, 0.0),
@@ -248,9 +230,28 @@ def _package(
         score_r2=float(fit.r2[r]),
         fidelity_loss=float(fit.loss[r]),
         feature_names=space.names,
-        feature_values=tuple(space.format_value(j, float(v)) for j, v in enumerate(x)),
-        categorical=tuple(int(j) for j in bg.categorical),
+        feature_values=_values(space, x),
+        categorical=tuple(int(j) for j in target.background_summary.categorical),
         target_class=fit.label,
         kernel_width=fit.width,
         num_samples=cfg.num_samples,
+        reference=ref.row,
+        reference_name=ref.name,
+        reference_values=_values(space, ref.row),
+        edges=edges,
+        bin_labels=_bin_labels(space, x, edges),
+    )
+
+
+def _values(space: FeatureSpace, row: FloatArray) -> tuple[str, ...]:
+    return tuple(space.format_value(j, float(v)) for j, v in enumerate(row))
+
+
+def _bin_labels(
+    space: FeatureSpace, x: FloatArray, edges: tuple[FloatArray, ...]
+) -> tuple[str, ...]:
+    """x's quartile of each binned column in words ("" elsewhere, and when not binned)."""
+    return tuple(
+        bin_label(space.names[j], e, float(x[j]), partial(space.format_value, j)) if e.size else ""
+        for j, e in enumerate(edges)
     )

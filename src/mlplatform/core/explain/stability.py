@@ -19,7 +19,13 @@ import numpy as np
 
 from mlplatform.config import ExplainConfig
 from mlplatform.core.explain.lime import LimeExplanation, explain_prepared
-from mlplatform.core.explain.neighbourhood import Background, kernel_weights, sample_neighbourhood
+from mlplatform.core.explain.neighbourhood import (
+    Background,
+    Neighbourhood,
+    kernel_weights,
+    sample_neighbourhood,
+)
+from mlplatform.core.explain.quartile import BinnedNeighbourhood, Quartiles, sample_quartile
 from mlplatform.core.explain.target import ExplainTarget
 from mlplatform.core.explain.types import FloatArray, PredictFn, call_model
 
@@ -48,10 +54,17 @@ def lime_fidelity(
     bg: Background,
     num_samples: int,
     rng: np.random.Generator,
+    quartiles: Quartiles | None = None,
 ) -> tuple[Fidelity, ...]:
-    """Fidelity of each explanation's surrogate on a fresh neighbourhood (one model call)."""
+    """Fidelity of each explanation's surrogate on a fresh neighbourhood (one model call).
+
+    Neighbourhoods of the quartile representation when ``quartiles`` are given.
+    """
     X = np.stack([e.x for e in explanations])
-    nb = sample_neighbourhood(X, bg, num_samples, rng)
+    if quartiles is None:
+        nb: Neighbourhood | BinnedNeighbourhood = sample_neighbourhood(X, bg, num_samples, rng)
+    else:
+        nb = sample_quartile(X, bg, quartiles, num_samples, rng)
     R, N, d = nb.Z.shape
     y = call_model(predict_fn, nb.Z.reshape(R * N, d)).reshape(R, N)
     out = []

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from mlplatform.core.explain.neighbourhood import Background, summarize_background
+from mlplatform.core.explain.quartile import Quartiles, fit_quartiles
+from mlplatform.core.explain.reference import Reference, reference_point
 from mlplatform.core.explain.types import FloatArray, PredictFn, Task, check_background
 from mlplatform.core.space import FeatureSpace
 from mlplatform.errors import ExplanationError
@@ -29,7 +31,9 @@ class ExplainTarget:
       coverage are drawn from them); stored as validated float64;
     * ``space``: the d encoded columns (names, categories, units);
     * ``task``; ``class_names``: labels of class 0 and 1 in anchors' outcomes;
-    * ``threshold``: P(class 1) at or above which the model predicts class 1.
+    * ``threshold``: P(class 1) at or above which the model predicts class 1;
+    * ``entity``: what a row is ("applicant"), in "compared with the average applicant";
+    * ``reference_row``: an encoded row (d,) for ``cfg.reference`` given as a row.
 
     Raises ExplanationError for an empty background, an unknown task or not two class
     names, DataError for background rows that do not fit ``space``.
@@ -53,6 +57,8 @@ class ExplainTarget:
     task: Task
     class_names: tuple[str, str] = ("0", "1")
     threshold: float = 0.5
+    entity: str = "row"
+    reference_row: FloatArray | None = None
 
     def __post_init__(self) -> None:
         if self.task not in _TASKS:
@@ -65,3 +71,17 @@ class ExplainTarget:
     def background_summary(self) -> Background:
         """What LIME's neighbourhoods need from the background (spreads, code shares)."""
         return summarize_background(self.background, self.space)
+
+    @cached_property
+    def quartiles(self) -> Quartiles:
+        """The background's quartile bins (the quartile representation of LIME)."""
+        return fit_quartiles(self.background_summary)
+
+    def reference(self, how: str | tuple[float | str, ...]) -> Reference:
+        """The contributions' reference b: ``cfg.reference`` ("mean", "median" or a row)."""
+        if isinstance(how, str):
+            return reference_point(self.background, self.space, how, self.entity)
+        if self.reference_row is None:
+            raise ExplanationError("explain.reference is a row: build the target with it encoded")
+        row = self.space.check(self.reference_row, "reference row")[0]
+        return reference_point(self.background, self.space, "row", self.entity, row)

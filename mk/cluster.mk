@@ -88,7 +88,7 @@ endef
 .PHONY: tools image image-name kind-up kind-load install-deps deploy canary pipeline-upload \
 	pipeline-run cluster-data materialize kind-down minikube-up minikube-load minikube-install-deps \
 	minikube-deploy minikube-canary minikube-pipeline-upload minikube-pipeline-run \
-	minikube-materialize minikube-down
+	minikube-materialize minikube-down rehearse
 
 tools: $(TOOLS_BIN)/helm ## Extract the pinned helm and kubectl into .tools/bin
 
@@ -141,6 +141,14 @@ materialize: tools ## Fill Redis with a model's online features now (MODEL=; nee
 
 kind-down: ## Delete the kind cluster and everything in it
 	$(KIND) delete cluster --name $(CLUSTER_NAME)
+
+# ---- the rehearsal: the kind story above as processes on this machine (no Docker, no cluster) --
+# tests/support/rehearsal/story.py: deploy, data, pipeline runs through a KFP stand-in, serving on
+# an emulated KServe, canary and rollout, drift alert and retrain; one progress line per step.
+# Needs this machine's PostgreSQL (MLPLATFORM_TEST_POSTGRES_URL) and redis-server.
+REHEARSE_MODELS ?= house-price credit-risk
+rehearse: setup ## Run the README's kind story as processes here, with progress (REHEARSE_MODELS=)
+	$(BIN)/python -m tests.support.rehearsal.story $(addprefix --model ,$(REHEARSE_MODELS))
 
 # ---- minikube -------------------------------------------------------------------------------
 minikube-up: ## Start minikube (calico CNI, K8S_VERSION) and create the namespaces

@@ -12,10 +12,8 @@ the rendered ConfigMap), and every task runs in a pod of `kubeflow`.
 
 import argparse
 import importlib.util
-import itertools
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -53,7 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     admin = with_database(POSTGRES_URL, "postgres", "postgresql")
     with kube_proxy() as proxy:
         tmp = tmp_path_factory.mktemp("rehearsal-kfp")
-        w = World(tmp, NAMESPACE, generated_secrets(run), own_addresses(), proxy, admin)
+        w = World(tmp, NAMESPACE, generated_secrets(run), ClusterDns(), proxy, admin)
         try:
             w.apply(docs)
             yield w
@@ -61,13 +59,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             w.stop()
             stores = w.secrets["mlplatform-stores"]["username"]
             w.cleanup_postgres([f"mlplatform_{run}"], [stores])
-
-
-def own_addresses() -> ClusterDns:
-    """Cluster addresses from a random third octet on: another rehearsal running on this
-    machine at the same time (they all start at 127.x.0.2) keeps its addresses."""
-    start = random.randrange(1, 200) * 250
-    return ClusterDns(_service_ips=itertools.count(start), _pod_ips=itertools.count(start))
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,7 @@ with its pod starts recorded, to show it leaves the rollout controllers for late
 
 from __future__ import annotations
 
-import itertools
 import json
-import random
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
@@ -50,21 +48,13 @@ def docs() -> list[Obj]:
     return load_all(helm(*template_args("values-kind.yaml")).stdout)
 
 
-def own_addresses() -> ClusterDns:
-    """Cluster addresses from a random third octet on (as test_rehearsal_kfp.py does): another
-    rehearsal running on this machine at the same time (they all start at 127.x.0.2), or the
-    previous test's World, keeps its addresses."""
-    start = random.randrange(1, 200) * 250
-    return ClusterDns(_service_ips=itertools.count(start), _pod_ips=itertools.count(start))
-
-
 @pytest.fixture
 def new_world(tmp_path: Path, docs: list[Obj]) -> Iterator[World]:
     """A World of the rendered docs, nothing started (no PostgreSQL: the admin URL is unused),
     with addresses and a kube-proxy of its own; stopped afterwards."""
     with kube_proxy() as proxy:
         secrets = generated_secrets(new_run_id())
-        w = World(tmp_path, NS, secrets, own_addresses(), proxy, "", docs=docs)
+        w = World(tmp_path, NS, secrets, ClusterDns(), proxy, "", docs=docs)
         try:
             yield w
         finally:

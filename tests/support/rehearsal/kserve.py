@@ -130,6 +130,23 @@ class KServeController:
     def revisions(self, name: str, component: str = "predictor") -> list[Revision]:
         return list(self.served[name].revisions.get(component, []))
 
+    def restart(self, name: str, component: str = "predictor") -> list[Pod]:
+        """Every pod of the component's latest revision replaced by a new one from the same
+        revision template (a restart, a drain, a scale-up: the new pod reads its args again);
+        the new pods once ready, in the revision's backend instead of the old ones."""
+        revision = self.served[name].revisions[component][-1]
+        (container,) = revision.template["spec"]["containers"]
+        port = int(container["ports"][0]["containerPort"])
+        for i, old in enumerate(list(revision.pods)):
+            old.stop()
+            pod = self.world.pod_for(f"{revision.name}-deployment", revision.template, container, i)
+            pod.start(self.world.dns, self.world.tmp / "run" / pod.name, self.world.log(pod))
+            self.world._wait_ready(pod, container)
+            revision.pods[i] = pod
+        if revision.backend is not None:  # in place: the routes hold this Backend
+            revision.backend.addresses[:] = [f"{p.ip}:{port}" for p in revision.pods]
+        return list(revision.pods)
+
     def delete(self, name: str) -> None:
         served = self.served.pop(name)
         ns = served.obj["metadata"]["namespace"]

@@ -31,6 +31,7 @@ import asyncio
 import itertools
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -73,8 +74,8 @@ class ClusterDns:
     """Service and pod addresses, and the ``/etc/hosts`` a pod of each namespace sees."""
 
     services: dict[tuple[str, str], str] = field(default_factory=dict)
-    _service_ips: Iterator[int] = field(default_factory=lambda: itertools.count(2))
-    _pod_ips: Iterator[int] = field(default_factory=lambda: itertools.count(2))
+    _service_ips: Iterator[int] = field(default_factory=lambda: _addresses())
+    _pod_ips: Iterator[int] = field(default_factory=lambda: _addresses())
 
     def add_service(self, namespace: str, name: str) -> str:
         if (namespace, name) not in self.services:
@@ -98,6 +99,12 @@ class ClusterDns:
         lines = ["127.0.0.1\tlocalhost", f"{pod_ip}\t{pod}"]
         lines += [f"{ip}\t{name}" for name, ip in sorted(self.names(namespace).items())]
         return "\n".join(lines) + "\n"
+
+
+def _addresses() -> Iterator[int]:
+    """Address numbers from a random third octet on, so that rehearsals running at once on
+    one machine (a test run beside `make rehearse`) never hand out the same address."""
+    return itertools.count(random.randrange(1, 200) * 250)
 
 
 def _address(block: int, n: int) -> str:

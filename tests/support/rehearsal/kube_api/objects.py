@@ -167,6 +167,26 @@ class KubeApi:
         with self._lock:
             return copy.deepcopy(self.objects[(namespace or self.namespace, name)])
 
+    def admin_apply(self, doc: Obj) -> Obj:
+        """``helm upgrade`` of a rendered InferenceService, as the release's admin (not the
+        rollout Role: the RBAC check is skipped, as for a cluster-admin kubeconfig): the spec,
+        labels and annotations become the new manifest's. Helm 3's three-way merge (old
+        manifest, new manifest, live object) ends the same unless a field is set on the live
+        object only, which Helm keeps and this replaces: e.g. a ``canaryTrafficPercent`` the
+        rollout controller set while neither manifest names it (``make deploy`` twice during a
+        rollout). The stored object as the write leaves it (a copy)."""
+        placed = self._placed(doc)
+        with self._lock:
+            old = self.objects[(placed["metadata"]["namespace"], placed["metadata"]["name"])]
+            new = copy.deepcopy(old)
+            new["spec"] = placed["spec"]
+            for key in ("labels", "annotations"):
+                new["metadata"][key] = placed["metadata"].get(key) or {}
+            self._update(old, new)
+            return copy.deepcopy(
+                self.objects[(old["metadata"]["namespace"], old["metadata"]["name"])]
+            )
+
     # -- authentication
     def issue_token(self, service_account: str, namespace: str | None = None) -> str:
         """A token for the ServiceAccount (what the kubelet's projected volume would hold)."""

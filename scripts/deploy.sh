@@ -65,8 +65,10 @@ if [ "${SERVING:-true}" = "true" ]; then
   extra=()
   [ -z "${CANARY:-}" ] || extra+=(--canary "$CANARY" --percent "${CANARY_PERCENT:-10}")
   [ -z "${TRACKING_URI:-}" ] || extra+=(--tracking-uri "$TRACKING_URI")
+  # shellcheck disable=SC2086  # HELM_ARGS: the user's --set flags decide the enabled models
   flags="$("$PYTHON" "$HERE/scripts/serving_versions.py" --values "$VALUES" --kubectl "$KUBECTL" \
-    --context "$KUBE_CONTEXT" --namespace "$NAMESPACE" --release "$RELEASE" "${extra[@]}")"
+    --context "$KUBE_CONTEXT" --namespace "$NAMESPACE" --release "$RELEASE" "${extra[@]}" \
+    ${HELM_ARGS:-})"
   [ -z "$flags" ] || mapfile -t VERSION_ARGS <<<"$flags"
   echo "serving: ${VERSION_ARGS[*]}"
 fi

@@ -46,6 +46,33 @@ def chart_values(values_file: Path | None) -> dict[str, Any]:
     return values
 
 
+def with_sets(values: Mapping[str, Any], sets: list[str]) -> dict[str, Any]:
+    """``values`` with helm's ``--set key.path=value`` flags applied (``true``/``false`` and
+    numbers typed as helm types them, everything else a string), so the models the user
+    enables or disables on the command line (``make deploy SET=models.<m>.enabled=false``)
+    are the ones pinned here."""
+    out = dict(values)
+    for item in (part for flag in sets for part in flag.split(",")):  # helm: a=1,b=2
+        path, _, raw = item.partition("=")
+        keys = path.split(".")
+        value = yaml.safe_load(raw) if raw.lower() in ("true", "false") or _number(raw) else raw
+        node = out
+        for key in keys[:-1]:
+            child = node.get(key)
+            node[key] = dict(child) if isinstance(child, Mapping) else {}
+            node = node[key]
+        node[keys[-1]] = value
+    return out
+
+
+def _number(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
 def served_models(values: Mapping[str, Any]) -> list[str]:
     """The models the chart deploys a predictor for (``models.<m>.enabled``), sorted."""
     return sorted(name for name, m in (values.get("models") or {}).items() if m.get("enabled"))
@@ -119,12 +146,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--kubectl", default="kubectl", help="kubectl binary.")
     p.add_argument("--release", default="mlplatform", help="Helm release of the platform.")
     p.add_argument("--namespace", default="mlplatform", help="Namespace of the release.")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="The user's helm --set flags (make deploy SET=): they decide the enabled models.",
+    )
+    args, _helm_only = p.parse_known_args(argv)  # other helm flags are helm's business
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    values = chart_values(args.values)
+    values = with_sets(chart_values(args.values), args.set)
     models = served_models(values)
     try:
         if args.tracking_uri:

@@ -142,3 +142,18 @@ def test_serving_false_needs_no_registry(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "modelVersion" not in line and "serving.enabled=false" in line
     assert CHART.name in line
+
+
+def test_a_model_disabled_by_set_needs_no_champion(tmp_path: Path) -> None:
+    """`make deploy SET=models.credit-risk.enabled=false`: only house-price is pinned (credit-risk
+    has no champion, which would otherwise refuse the deploy)."""
+    reg = registry(tmp_path)
+    hp1 = new_version(reg, "house-price")
+    reg.set_alias("house-price", CHAMPION, hp1)
+    args = "--set serving.enabled=true --set models.credit-risk.enabled=false"
+    done, line = deploy(tmp_path, reg, HELM_ARGS=args)
+    assert done.returncode == 0, done.stderr
+    isvcs = rendered(line)
+    assert set(isvcs) == {"house-price"} and served(isvcs["house-price"]) == (hp1, None)
+    done, line = deploy(tmp_path, reg)  # both enabled: credit-risk's missing champion refuses
+    assert done.returncode == 2 and "credit-risk has no champion" in done.stderr

@@ -104,9 +104,10 @@ def upload(c: Any, pipeline: Path) -> None:
     version = version_name(pipeline)
     pipeline_id = c.get_pipeline_id(PIPELINE_NAME)
     if pipeline_id is None:
-        p = c.upload_pipeline(str(pipeline), pipeline_name=PIPELINE_NAME)
-        print(f"uploaded pipeline {PIPELINE_NAME} ({p.pipeline_id})")
-        return
+        # KFP names the first version after the pipeline; the content-named version below
+        # is what makes a second upload of the same YAML a no-op.
+        pipeline_id = c.upload_pipeline(str(pipeline), pipeline_name=PIPELINE_NAME).pipeline_id
+        print(f"uploaded pipeline {PIPELINE_NAME} ({pipeline_id})")
     existing = c.list_pipeline_versions(pipeline_id, page_size=100).pipeline_versions or []
     if any(v.display_name == version for v in existing):
         print(f"pipeline {PIPELINE_NAME} version {version} already uploaded")

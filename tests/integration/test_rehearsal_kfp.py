@@ -303,3 +303,22 @@ def test_the_retrain_trigger_starts_one_run_per_alert_through_the_api(
     assert run["runtime_config"]["parameters"]["trigger"] == "alert-house-price-1"
     assert watch(kfp, first, 120) == "FAILED"
     assert [t["task"] for t in kfp.tasks(first)] == ["data"]
+
+
+def test_uploading_the_same_pipeline_again_adds_no_version(
+    kfp: KfpBackend, first_run: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    """`make pipeline-upload` twice on the same YAML: the second finds its content-named
+    version (the first upload made it beside KFP's default one) and uploads nothing."""
+    script = kfp_script()
+    client = script.client(kfp.url)
+    pipeline_id = client.get_pipeline_id(script.PIPELINE_NAME)
+
+    def names() -> list[str]:
+        versions = client.list_pipeline_versions(pipeline_id, page_size=100).pipeline_versions
+        return sorted(v.display_name for v in versions or [])
+
+    before = names()
+    assert script.version_name(script.PIPELINE) in before
+    script.upload(client, script.PIPELINE)
+    assert names() == before

@@ -88,7 +88,7 @@ endef
 .PHONY: tools image image-name kind-up kind-load install-deps deploy canary pipeline-upload \
 	pipeline-run cluster-data materialize kind-down minikube-up minikube-load minikube-install-deps \
 	minikube-deploy minikube-canary minikube-pipeline-upload minikube-pipeline-run \
-	minikube-materialize minikube-down rehearse
+	minikube-materialize minikube-down rehearse rehearse-test
 
 tools: $(TOOLS_BIN)/helm ## Extract the pinned helm and kubectl into .tools/bin
 
@@ -149,6 +149,9 @@ kind-down: ## Delete the kind cluster and everything in it
 REHEARSE_MODELS ?= house-price credit-risk
 rehearse: setup ## Run the README's kind story as processes here, with progress (REHEARSE_MODELS=)
 	$(BIN)/python -m tests.support.rehearsal.story $(addprefix --model ,$(REHEARSE_MODELS))
+
+rehearse-test: setup ## The bounded story (house-price) as pytest steps: pytest -m story
+	$(BIN)/python -m pytest -q -m story tests/integration/test_rehearsal_story.py
 
 # ---- minikube -------------------------------------------------------------------------------
 minikube-up: ## Start minikube (calico CNI, K8S_VERSION) and create the namespaces

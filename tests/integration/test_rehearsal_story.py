@@ -19,7 +19,7 @@ import pytest
 from tests.support.rehearsal.story import Story, story
 from tests.support.services import POSTGRES_URL, need
 
-pytestmark = [pytest.mark.services, pytest.mark.slow]
+pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.story]
 
 
 @pytest.fixture(scope="module")

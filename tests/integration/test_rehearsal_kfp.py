@@ -23,11 +23,16 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from tests.support.chart import RELEASE, helm, load_all, template_args
+from tests.support.chart import RELEASE
 from tests.support.rehearsal.kfp import KfpBackend, kfp_backend
-from tests.support.rehearsal.pods import ClusterDns, Pod, Volume, kube_proxy
-from tests.support.rehearsal.world import ROOT, World, generated_secrets, new_run_id
-from tests.support.services import POSTGRES_URL, need, with_database
+from tests.support.rehearsal.pods import Pod, Volume
+from tests.support.rehearsal.world import (
+    ROOT,
+    World,
+    deployed_platform,
+    new_run_id,
+)
+from tests.support.services import POSTGRES_URL, need
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 NAMESPACE = "mlplatform"
@@ -41,24 +46,9 @@ TASKS = ["data", "normalize", "train_gd", "explain", "gate", "register"]
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """`make deploy SERVING=false`, as test_rehearsal_platform.py's fixture runs it."""
     need(POSTGRES_URL, 5432, "PostgreSQL")
-    run = new_run_id()
-    sets = (
-        "serving.enabled=false",
-        f"postgresql.database=mlflow_{run}",
-        f"stores.database=mlplatform_{run}",
-    )
-    docs = load_all(helm(*template_args("values-kind.yaml", *sets)).stdout)
-    admin = with_database(POSTGRES_URL, "postgres", "postgresql")
-    with kube_proxy() as proxy:
-        tmp = tmp_path_factory.mktemp("rehearsal-kfp")
-        w = World(tmp, NAMESPACE, generated_secrets(run), ClusterDns(), proxy, admin)
-        try:
-            w.apply(docs)
-            yield w
-        finally:
-            w.stop()
-            stores = w.secrets["mlplatform-stores"]["username"]
-            w.cleanup_postgres([f"mlplatform_{run}"], [stores])
+    tmp = tmp_path_factory.mktemp("rehearsal-kfp")
+    with deployed_platform(tmp, NAMESPACE, POSTGRES_URL) as (w, _run):
+        yield w
 
 
 @pytest.fixture(scope="module")

@@ -34,9 +34,9 @@ from tests.support.chart import helm, load_all, template_args
 from tests.support.mlflow_server import register_version
 from tests.support.rehearsal.ingress import Ingress
 from tests.support.rehearsal.kserve import KServeController
-from tests.support.rehearsal.pods import ClusterDns, Pod, ServicePort, kube_proxy
-from tests.support.rehearsal.world import World, generated_secrets, new_run_id
-from tests.support.services import POSTGRES_URL, need, with_database
+from tests.support.rehearsal.pods import Pod, ServicePort
+from tests.support.rehearsal.world import World, deployed_platform
+from tests.support.services import POSTGRES_URL, need
 
 from mlplatform.config import load_config
 from mlplatform.core.model import LinearModel
@@ -88,23 +88,10 @@ def platform_sets(run: str) -> tuple[str, ...]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, str]]:
     need(POSTGRES_URL, 5432, "PostgreSQL")
-    run = new_run_id()
-    tmp = tmp_path_factory.mktemp("rehearsal-kserve")
-    docs = load_all(
-        helm(
-            *template_args("values-kind.yaml", "serving.enabled=false", *platform_sets(run))
-        ).stdout
-    )
-    admin = with_database(POSTGRES_URL, "postgres", "postgresql")
-    with kube_proxy() as proxy:
-        w = World(tmp, NAMESPACE, generated_secrets(run), ClusterDns(), proxy, admin)
-        try:
-            w.apply(docs)
-            yield w, run
-        finally:
-            w.stop()
-            stores = w.secrets["mlplatform-stores"]["username"]
-            w.cleanup_postgres([f"mlplatform_{run}"], [stores])
+    with deployed_platform(
+        tmp_path_factory.mktemp("rehearsal-kserve"), NAMESPACE, POSTGRES_URL
+    ) as deployed:
+        yield deployed
 
 
 def port_forward(world: World, service: str, port: int) -> str:

@@ -18,10 +18,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from tests.support.chart import RELEASE, helm, load_all, template_args
-from tests.support.rehearsal.pods import ClusterDns, Pod, kube_proxy
-from tests.support.rehearsal.world import World, generated_secrets, new_run_id
-from tests.support.services import POSTGRES_URL, need, with_database
+from tests.support.chart import RELEASE
+from tests.support.rehearsal.pods import Pod
+from tests.support.rehearsal.world import World, deployed_platform
+from tests.support.services import POSTGRES_URL, need
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 NAMESPACE = "mlplatform"
@@ -30,25 +30,10 @@ NAMESPACE = "mlplatform"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     need(POSTGRES_URL, 5432, "PostgreSQL")
-    run = new_run_id()
     tmp = tmp_path_factory.mktemp("rehearsal")
-    sets = (
-        "serving.enabled=false",
-        f"postgresql.database=mlflow_{run}",
-        f"stores.database=mlplatform_{run}",
-    )
-    docs = load_all(helm(*template_args("values-kind.yaml", *sets)).stdout)
-    admin = with_database(POSTGRES_URL, "postgres", "postgresql")
-    with kube_proxy() as proxy:
-        w = World(tmp, NAMESPACE, generated_secrets(run), ClusterDns(), proxy, admin)
-        w.dns.add_service("kubeflow", "ml-pipeline")
-        try:
-            w.apply(docs)
-            yield w
-        finally:
-            w.stop()
-            stores = w.secrets["mlplatform-stores"]["username"]
-            w.cleanup_postgres([f"mlplatform_{run}"], [stores])
+    kfp = (("kubeflow", "ml-pipeline"),)
+    with deployed_platform(tmp, NAMESPACE, POSTGRES_URL, other_services=kfp) as (w, _run):
+        yield w
 
 
 def in_pod(world: World, namespace: str, code: str) -> str:

@@ -34,14 +34,15 @@ import socket
 import subprocess
 import time
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from tests.support.chart import container_env, expand
+from tests.support.chart import container_env, expand, helm, load_all, template_args
 from tests.support.rehearsal.image import build_image_root
 from tests.support.rehearsal.kube_api import ApiServer, KubeApi, OnWrite, api_server
 from tests.support.rehearsal.pods import (
@@ -51,6 +52,7 @@ from tests.support.rehearsal.pods import (
     ServicePort,
     Volume,
     image_env,
+    kube_proxy,
     remove_mount_points,
 )
 
@@ -444,3 +446,32 @@ def _wait_tcp(ip: str, port: int, seconds: float = 30) -> None:
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:8]
+
+
+@contextmanager
+def deployed_platform(
+    tmp: Path, namespace: str, postgres_url: str, other_services: tuple[tuple[str, str], ...] = ()
+) -> Iterator[tuple[World, str]]:
+    """`make deploy SERVING=false` as processes: the chart rendered with values-kind.yaml
+    (databases named after a fresh run id), Secrets as deploy.sh makes them, every workload
+    started; ``other_services`` (namespace, name) are names the cluster has besides the
+    release's. Yields the world and its run id; stops it and drops what it made afterwards."""
+    from tests.support.services import with_database
+
+    run = new_run_id()
+    sets = ("serving.enabled=false", f"postgresql.database=mlflow_{run}")
+    docs = load_all(
+        helm(*template_args("values-kind.yaml", *sets, f"stores.database=mlplatform_{run}")).stdout
+    )
+    admin = with_database(postgres_url, "postgres", "postgresql")
+    with kube_proxy() as proxy:
+        w = World(tmp, namespace, generated_secrets(run), ClusterDns(), proxy, admin)
+        for ns, name in other_services:
+            w.dns.add_service(ns, name)
+        try:
+            w.apply(docs)
+            yield w, run
+        finally:
+            w.stop()
+            stores = w.secrets["mlplatform-stores"]["username"]
+            w.cleanup_postgres([f"mlplatform_{run}"], [stores])

@@ -8,7 +8,9 @@
    same 8 producers on pooled connections). HTTP is left out: it is the same for both.
 2. The monitor job over a 100k-request window read from PostgreSQL, end to end (read and decode
    the window, our drift statistics, concept drift, health, JSON evidence, the alert), against
-   Evidently's DataDriftPreset report alone on the same data. At this scale the job runs with
+   Evidently's DataDriftPreset report alone on the same data, both warm (Evidently's first call
+   in a process costs about four times its later ones; it is reported, not compared). At this
+   scale the job runs with
    ``monitor.html_report: false`` (Evidently's HTML would be most of its time); the JSON
    evidence carries every statistic.
 
@@ -165,13 +167,13 @@ def monitor_from_postgres(requests: int = 100_000) -> Row:
         def job() -> None:
             run_monitor(cfg, url, reference, now=T0 + 3700, settings=settings, baseline_error=4e8)
 
-        t_job, _ = best_time(job, 2)
-        t_report, _ = best_time(
-            lambda: run_preset(
-                reference, current, cfg.numeric_features, cfg.categorical_features
-            ).save_html(f"{tmp}/alone.html"),
-            1,
-        )
+        def report_alone() -> None:
+            snap = run_preset(reference, current, cfg.numeric_features, cfg.categorical_features)
+            snap.save_html(f"{tmp}/alone.html")
+
+        t_job, _ = best_time(job, 3)  # the first call warms caches; the best is a warm one
+        t_cold, _ = best_time(report_alone, 1)  # Evidently's first call in this process
+        t_report, _ = best_time(report_alone, 3)
     return {
         "benchmark": f"monitor job, {requests:,} logged requests read from PostgreSQL, end to end",
         "baseline": "Evidently DataDriftPreset report + HTML alone (same data)",
@@ -181,7 +183,8 @@ def monitor_from_postgres(requests: int = 100_000) -> Row:
         "unit": "s",
         "target": "≥ 10× faster",
         "ok": t_report >= 10 * t_job,
-        "notes": f"job {t_job:.2f} s (monitor.html_report off), Evidently alone {t_report:.2f} s",
+        "notes": f"both warm, best of 3: job {t_job:.2f} s (monitor.html_report off), Evidently "
+        f"alone {t_report:.2f} s (its first call in a process: {t_cold:.2f} s)",
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from tests.support.services import store_backends, store_database
 
 from mlplatform.serving.payloads import PayloadRecord, PayloadStore, as_number
 from mlplatform.serving.payloads.compact import encode_request, parse_layout
-from mlplatform.serving.payloads.numeric import window_queries, window_query
+from mlplatform.serving.payloads.numeric import numeric_frame, packed_block, row_blocks
+from mlplatform.serving.payloads.window_sql import window_queries
 from mlplatform.stores import bulk_read, open_engine
 from mlplatform.stores.schema import payloads
 
@@ -328,14 +330,65 @@ def test_the_migration_backfills_latest_labels_and_keeps_rows(url: str) -> None:
     engine.dispose()
 
 
-@pytest.mark.parametrize("slices", [2, 3, 7])
-def test_a_window_read_in_slices_is_the_window_read_at_once(url: str, slices: int) -> None:
+def _read(store: PayloadStore, slices: int) -> pd.DataFrame:
+    """The window read as ``numeric_window`` reads it, in ``slices`` packed slices (0: every
+    row one by one, as on SQLite)."""
+    *packed, rows = bulk_read(store.engine, window_queries(T0, T0 + 60, "m", slices).all)
+    blocks = [packed_block(r) for table in packed for r in table]
+    return numeric_frame([*blocks, *row_blocks(rows)], NAMES)
+
+
+@pytest.mark.parametrize("slices", [1, 2, 3, 7])
+def test_a_window_read_in_packed_slices_is_the_window_read_row_by_row(
+    url: str, slices: int
+) -> None:
+    """The server's packed blocks (PostgreSQL) decode to exactly the frame of the rows read one
+    by one, whatever the slicing."""
+    if not url.startswith("postgresql"):
+        pytest.skip("SQLite has no packed read: every row is read one by one")
     with PayloadStore(url) as store:
         log_cases(store)
-        whole = bulk_read(store.engine, [window_query(T0, T0 + 60, "m")])
-        parts = bulk_read(store.engine, window_queries(T0, T0 + 60, "m", slices))
-    assert len(whole) > slices  # the cases are 1 s apart: every slice has rows, or none
-    assert parts.shape == whole.shape and parts.tolist() == whole.tolist()
+        whole = _read(store, 0)
+        parts = _read(store, slices)
+    assert len(whole) == 22
+    compare(parts, whole)
+
+
+def test_every_packed_column_lists_the_requests_in_one_order(url: str) -> None:
+    """The i-th entry of each packed column of a block belongs to the same request: times,
+    latencies and instance counts decoded from one block line up as they were logged, across
+    several thousand requests of one block (a parallel scan or a per-aggregate order would
+    mix them)."""
+    if not url.startswith("postgresql"):
+        pytest.skip("SQLite has no packed read")
+    rng = np.random.default_rng(3)
+    n = 3000
+    ts = T0 + np.sort(rng.uniform(0, 60, n))
+    with PayloadStore(url) as store:
+        pending = []
+        for i in rng.permutation(n):  # logged out of time order
+            k = int(i % 3) + 1
+            rows = [[float(i), j, f"d{i}"] for j in range(k)]
+            record = PayloadRecord(
+                f"r{i:05d}", float(ts[i]), "m", "stable", "1", "predict", 200, float(i), k,
+                body(rows), reply([float(i) + j for j in range(k)]),
+            )  # fmt: skip
+            pending.append(store.log_async(record))
+        for done in pending:
+            done.result()
+        (table,) = bulk_read(store.engine, window_queries(T0, T0 + 60, "m", 1).blocks)
+    (block,) = [packed_block(r) for r in table]
+    i = block.latency_ms.astype(np.int64)  # the request's number, logged as its latency
+    assert sorted(i.tolist()) == list(range(n))
+    assert np.array_equal(block.ts, ts[i]) and np.array_equal(block.counts, i % 3 + 1)
+    per_instance = np.repeat(i, block.counts)
+    numbers = np.frombuffer(block.numbers, "<f8").reshape(-1, 2)
+    assert np.array_equal(numbers[:, 0], per_instance.astype(float))
+    assert json.loads("[" + block.strings[:-1] + "]") == [f"d{k}" for k in per_instance]
+    predictions = np.frombuffer(block.predictions, "<f8")
+    starts = np.cumsum(block.counts) - block.counts
+    at = np.arange(len(per_instance)) - np.repeat(starts, block.counts)
+    assert np.array_equal(predictions, per_instance + at)
 
 
 def test_slices_on_postgresql_read_one_snapshot(url: str) -> None:
@@ -345,7 +398,7 @@ def test_slices_on_postgresql_read_one_snapshot(url: str) -> None:
         pytest.skip("SQLite reads the slices in one transaction")
     with PayloadStore(url) as store:
         log_cases(store)
-        before = len(bulk_read(store.engine, [window_query(T0, T0 + 60, "m")]))
+        before = len(_read(store, 0))
         mid = PayloadRecord(
             "mid-read",
             T0 + 50.5,
@@ -360,15 +413,17 @@ def test_slices_on_postgresql_read_one_snapshot(url: str) -> None:
             reply([1.0]),
         )
 
+        once = threading.Lock()  # the later queries set the snapshot in parallel threads
+
         def insert_mid(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-            if statement.startswith("SET TRANSACTION SNAPSHOT") and not store.ids() & {"mid-read"}:
+            if statement.startswith("SET TRANSACTION SNAPSHOT") and once.acquire(blocking=False):
                 store.log_async(mid).result()
 
         sa.event.listen(store.engine, "before_cursor_execute", insert_mid)
         try:
-            parts = bulk_read(store.engine, window_queries(T0, T0 + 60, "m", 2))
+            parts = _read(store, 2)
         finally:
             sa.event.remove(store.engine, "before_cursor_execute", insert_mid)
         assert "mid-read" in store.ids()  # it was committed while the slices were read
         assert len(parts) == before
-        assert len(bulk_read(store.engine, window_queries(T0, T0 + 60, "m", 2))) == before + 1
+        assert len(_read(store, 2)) == before + 1

@@ -48,20 +48,28 @@ class WindowData:
 
 def _numbers(values: Any) -> FloatArray:
     """:func:`as_number` of each value (vectorized for a float64 column: NaN where not finite)."""
-    if isinstance(values, pd.Series) and values.dtype == np.float64:
-        v = values.to_numpy()
-        return np.where(np.isfinite(v), v, np.nan)
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        return np.where(np.isfinite(values), values, np.nan)
     return np.array([as_number(v) for v in values], dtype=np.float64)
 
 
-def _feature_frame(rows: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+def _feature_frame(
+    rows: pd.DataFrame, keep: NDArray[np.bool_], names: Sequence[str]
+) -> pd.DataFrame:
+    """The ``feature.<name>`` columns of the ``keep`` rows, named by feature."""
     missing = [n for n in names if f"feature.{n}" not in rows.columns]
-    if missing and len(rows):
+    if missing and keep.any():
         raise PayloadWindowError(
             f"logged requests lack features {missing} (instances must be rows in feature "
             "order or objects keyed by feature name)"
         )
-    return pd.DataFrame({n: rows[f"feature.{n}"].to_numpy() for n in names} if len(rows) else {})
+    if not keep.any():
+        return pd.DataFrame(columns=list(names))
+    return pd.DataFrame({n: rows[f"feature.{n}"].to_numpy()[keep] for n in names})
+
+
+def _column(frame: pd.DataFrame, name: str) -> NDArray[Any]:
+    return frame[name].to_numpy() if name in frame.columns else np.full(len(frame), np.nan)
 
 
 def frame_window(frame: pd.DataFrame, names: Sequence[str], endpoints: Sequence[str]) -> WindowData:
@@ -69,20 +77,19 @@ def frame_window(frame: pd.DataFrame, names: Sequence[str], endpoints: Sequence[
     :class:`WindowData`; a request's first instance (``instance`` 0) stands for it in health."""
     if frame.empty:
         frame = pd.DataFrame(columns=["instance", "endpoint", "status", "latency_ms"])
-    frame = frame[frame["endpoint"].isin(list(endpoints))]
-    requests = frame[frame["instance"] == 0]
-    status = pd.to_numeric(frame["status"], errors="coerce")
-    ok = frame[(status >= 200) & (status < 300)].reset_index(drop=True)
-    versions = (
-        ok["model_version"].fillna("unknown").astype(str) if len(ok) else pd.Series([], dtype=str)
-    )
+    served = frame["endpoint"].isin(list(endpoints)).to_numpy()
+    status = pd.to_numeric(frame["status"], errors="coerce").to_numpy(np.float64)
+    requests = served & (frame["instance"].to_numpy() == 0)
+    ok = served & (status >= 200) & (status < 300)
+    versions = pd.Series(_column(frame, "model_version")[ok], dtype=object).fillna("unknown")
+    latency = pd.to_numeric(frame["latency_ms"], errors="coerce").to_numpy(np.float64)
     return WindowData(
-        features=_feature_frame(ok, names).reindex(columns=list(names)),
-        predictions=_numbers(ok.get("prediction", [])),
-        labels=_numbers(ok.get("label", [])),
-        latency_ms=pd.to_numeric(requests["latency_ms"], errors="coerce").to_numpy(np.float64),
-        status=pd.to_numeric(requests["status"], errors="coerce").to_numpy(np.float64),
-        model_versions={str(k): int(v) for k, v in versions.value_counts().items()},
+        features=_feature_frame(frame, ok, names),
+        predictions=_numbers(_column(frame, "prediction")[ok]),
+        labels=_numbers(_column(frame, "label")[ok]),
+        latency_ms=latency[requests],
+        status=status[requests],
+        model_versions={str(k): int(v) for k, v in versions.astype(str).value_counts().items()},
     )
 
 

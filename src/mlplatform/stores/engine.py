@@ -107,18 +107,26 @@ def begin_write(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+#: Planner settings of a bulk read on PostgreSQL, for its transaction only: JIT compilation
+#: costs more than it saves on a bulk scan; the window reads aggregate rows into a few groups,
+#: which a hash does without sorting the rows; one worker per query (the reader runs its
+#: queries side by side itself, and keeps each aggregate's input in one order).
+PG_READ_SETTINGS = {"jit": "off", "enable_sort": "off", "max_parallel_workers_per_gather": "0"}
+
+
 def bulk_rows(conn: Connection, query: sa.Select[Any]) -> NDArray[Any]:
     """Every row of ``query`` as one ``(rows, columns)`` object array, fetched through the
     driver's own cursor: SQLAlchemy's ``Row`` objects cost ten times the query itself on a bulk
     read (100k rows into numpy: ~1.5 s against ~0.15 s). Values are what the driver returns
     (str, int, float, bytes, None; no type processing); a driver error is raised as
-    SQLAlchemy's ``DBAPIError``. On PostgreSQL the rows come in binary format, with JIT
-    compilation off for the transaction (for a bulk scan it costs more than it saves)."""
+    SQLAlchemy's ``DBAPIError``. On PostgreSQL the rows come in binary format, under
+    :data:`PG_READ_SETTINGS`."""
     compiled = query.compile(dialect=conn.dialect)
     params: Any = compiled.params
     options: dict[str, Any] = {}
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL jit = off")
+        for name, value in PG_READ_SETTINGS.items():
+            conn.exec_driver_sql(f"SET LOCAL {name} = {value}")
         options["binary"] = True
     else:  # sqlite3 takes positional parameters
         params = [params[k] for k in compiled.positiontup or ()]
@@ -137,19 +145,19 @@ def bulk_rows(conn: Connection, query: sa.Select[Any]) -> NDArray[Any]:
     return table
 
 
-def bulk_read(engine: Engine, queries: Sequence[sa.Select[Any]]) -> NDArray[Any]:
-    """The rows of every query, in order, as one ``(rows, columns)`` object array
-    (:func:`bulk_rows`), all read from one snapshot of the database.
+def bulk_read(engine: Engine, queries: Sequence[sa.Select[Any]]) -> list[NDArray[Any]]:
+    """The rows of each query as a ``(rows, columns)`` object array (:func:`bulk_rows`), all
+    read from one snapshot of the database.
 
-    On PostgreSQL the queries run at once, one connection each, so the server scans the
-    slices on separate cores while this process decodes; the connections read in
+    On PostgreSQL the queries run at once, one connection each, so the server works on them
+    on separate cores while this process decodes; the connections read in
     ``REPEATABLE READ`` transactions that share the first one's snapshot
     (``pg_export_snapshot`` / ``SET TRANSACTION SNAPSHOT``), so together they see exactly
-    what a single query would. Elsewhere they run one after the other in one transaction.
+    what one transaction would. Elsewhere they run one after the other in one transaction.
     """
     if engine.dialect.name != "postgresql" or len(queries) < 2:
         with engine.connect() as conn:
-            return _stack([bulk_rows(conn, q) for q in queries], queries)
+            return [bulk_rows(conn, q) for q in queries]
     with engine.connect() as first:
         first = first.execution_options(isolation_level="REPEATABLE READ")
         snapshot = first.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
@@ -163,16 +171,7 @@ def bulk_read(engine: Engine, queries: Sequence[sa.Select[Any]]) -> NDArray[Any]
         with ThreadPoolExecutor(len(queries) - 1) as pool:
             rest = [pool.submit(read, q) for q in queries[1:]]
             head = bulk_rows(first, queries[0])  # while the others run
-            return _stack([head, *(f.result() for f in rest)], queries)
-
-
-def _stack(tables: list[NDArray[Any]], queries: Sequence[sa.Select[Any]]) -> NDArray[Any]:
-    if not tables:
-        return np.empty((0, 0), dtype=object)
-    if len(tables) == 1:
-        return tables[0]
-    width = len(queries[0].selected_columns)
-    return np.concatenate([t.reshape(-1, width) for t in tables])
+            return [head, *(f.result() for f in rest)]
 
 
 def clock(dialect: str, now: float | None = None) -> sa.ColumnElement[float]:

@@ -4,12 +4,14 @@
 ``alembic_version_<store>``) to its head in one transaction that no other migrator can enter:
 on PostgreSQL under a transaction-level advisory lock, on SQLite under ``BEGIN IMMEDIATE``.
 Several pods or processes that start at once therefore migrate one after the other, and the
-later ones find the head already there. A database already at the head costs one read.
+later ones find the head already there. A database already at the head costs one read,
+without the lock: revisions only move forward, so a store seen at the head stays there.
 """
 
 from __future__ import annotations
 
 import threading
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +52,10 @@ def migrate(engine: Engine, store: Store) -> str:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS / store))
     try:
+        with engine.connect() as conn:
+            seen = current_revision(conn, store)
+        if seen is not None and seen == head(store):
+            return seen
         with ALEMBIC_LOCK, begin_write(engine) as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEYS[store])))
@@ -60,6 +66,17 @@ def migrate(engine: Engine, store: Store) -> str:
         raise StoreUnavailableError(
             f"the {store} store at {engine.url} cannot be reached or migrated: {exc.orig}"
         ) from None
+
+
+@cache
+def head(store: Store) -> str:
+    """The newest revision of ``store``'s chain (read once per process)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS / store))
+    return str(ScriptDirectory.from_config(cfg).get_current_head())
 
 
 def current_revision(conn: sa.Connection, store: str) -> str | None:

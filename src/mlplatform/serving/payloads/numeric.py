@@ -1,28 +1,39 @@
 """A window of the payload log as numbers, read in bulk (:meth:`PayloadStore.numeric_window`).
 
-One query reads the window's rows: the columns the monitor needs, their compact form
-(:mod:`.compact`) and their latest label (``payloads.latest_label``, kept by a trigger on
-``feedback``). A JSON body is read only for a row without the compact form (logged before
-migration ``payloads_0002``, or by an older writer); it is encoded here exactly as at
-ingestion. The instances of all requests of one layout are then decoded at once with numpy;
-the rare body the compact form cannot carry goes through :func:`~.decode.instance_features`,
-as in :meth:`PayloadStore.window`. Nothing here builds a Python object per request beyond the
-fetched row itself.
+The reader works on *blocks*: the requests of one (endpoint, model version, feature layout),
+each per-request column packed into one value (times, statuses and latencies as float64, the
+compact features and predictions of :mod:`.compact` joined, the latest labels as one JSON
+list), so numpy decodes a whole block at once and nothing builds a Python object per request.
 
-The frame equals those columns of :meth:`PayloadStore.window` with ``prediction`` and ``label``
-mapped through :func:`~.decode.as_number` (``tests/unit/test_payload_numbers.py``).
+* On PostgreSQL the server packs the blocks itself: one ``GROUP BY`` query per slice of the
+  window (``string_agg`` of ``float8send(...)`` and of the compact bytes), the slices read at
+  once from one snapshot (:func:`~mlplatform.stores.bulk_read`). The i-th element of every
+  packed column is the same request's: the executor feeds each input row to every aggregate
+  of its group in turn, and the read runs without parallel workers
+  (:data:`~mlplatform.stores.engine.PG_READ_SETTINGS`), so no two aggregates see the rows in
+  different orders. Only rows without the compact form are read one by one, with their
+  bodies.
+* On SQLite every row is read one by one and grouped into the same blocks here.
+
+A row without the compact form (logged before migration ``payloads_0002``, or by an older
+writer) is encoded from its body exactly as at ingestion; a body the form cannot carry goes
+through :func:`~.decode.instance_features`, as in :meth:`PayloadStore.window`.
+
+The frame has one row per instance, ordered by the request's time (requests logged at the
+same instant in no set order), and equals those columns of :meth:`PayloadStore.window` with
+``prediction`` and ``label`` mapped through :func:`~.decode.as_number`
+(``tests/unit/test_payload_numbers.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import pairwise
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
-import sqlalchemy as sa
 from numpy.typing import NDArray
 
 from mlplatform.serving.payloads.compact import (
@@ -39,7 +50,6 @@ from mlplatform.serving.payloads.decode import (
     instance_features,
     instance_labels,
 )
-from mlplatform.stores.schema import payloads
 
 #: Per-request columns of the frame, as in :meth:`PayloadStore.window`.
 META = ("endpoint", "status", "latency_ms", "model_version")
@@ -48,116 +58,141 @@ Floats = NDArray[np.float64]
 Objects = NDArray[Any]
 
 
-def window_query(since: float, until: float, model: str | None) -> sa.Select[Any]:
-    """The rows of ``[since, until)`` oldest first (as :meth:`PayloadStore.requests`), with a
-    body only where its compact form is missing."""
-    p = payloads.c
-    query = sa.select(
-        *(p[c] for c in (*META, *FEATURE_COLUMNS, PREDICTION_COLUMN)),
-        sa.func.coalesce(p.latest_label, "null"),
-        sa.case((p.feature_layout.is_(None), p.request)),
-        sa.case((p.prediction_numbers.is_(None), p.response)),
-    ).where(p.ts >= since, p.ts < until)
-    if model is not None:
-        query = query.where(p.model == model)
-    return query.order_by(p.ts, p.request_id)
+@dataclass(frozen=True)
+class Block:
+    """The requests of one (endpoint, model version, layout), each column packed."""
+
+    endpoint: Any
+    model_version: Any
+    layout: str | None  # None: bodies the compact form cannot carry (``instances`` then)
+    ts: Floats
+    status: Floats
+    latency_ms: Floats
+    counts: Ints  # instances per request
+    numbers: bytes
+    strings: str
+    prediction_sizes: Ints  # predictions per request
+    predictions: bytes
+    labels: str  # the requests' latest labels, JSON, comma-separated
+    instances: list[list[Any]] | None = None
 
 
-def window_queries(
-    since: float, until: float, model: str | None, slices: int = 1
-) -> list[sa.Select[Any]]:
-    """:func:`window_query` of ``slices`` consecutive equal spans of ``[since, until)``: their
-    rows, concatenated in order, are the rows of the whole window."""
-    edges = [since + (until - since) * k / slices for k in range(slices)] + [until]
-    return [window_query(a, b, model) for a, b in pairwise(edges)]
+def packed_block(row: Sequence[Any]) -> Block:
+    """The :class:`Block` of one row of a block query."""
+    endpoint, version, layout, ts, status, latency, counts, numbers, sizes, preds, s, y = row
+    return Block(
+        endpoint,
+        version,
+        layout,
+        np.frombuffer(ts, ">f8").astype(np.float64),
+        np.frombuffer(status, ">f8").astype(np.float64),
+        np.frombuffer(latency, ">f8").astype(np.float64),
+        np.frombuffer(counts, ">i4").astype(np.int64),
+        bytes(numbers),
+        s,
+        np.frombuffer(sizes, ">i4").astype(np.int64) // 8,
+        bytes(preds),
+        y,
+    )
 
 
-def numeric_frame(table: Objects, names: Sequence[str] | None) -> pd.DataFrame:
-    """One row per instance from the rows of :func:`window_query` (a ``(rows, columns)``
-    object array, see :func:`~mlplatform.stores.bulk_rows`): :data:`META`, ``instance``,
-    ``feature.<name>`` per feature, ``prediction`` and ``label`` (float64, NaN when missing)."""
+def row_blocks(table: Objects) -> list[Block]:
+    """The blocks of rows read one by one (:func:`.window_sql.row_query`), their compact form
+    completed from their bodies where it is missing."""
     if not len(table):
+        return []
+    (endpoint, version, ts, status, latency, layout, n, numbers, strings, preds, labels) = list(
+        table[:, :11].T
+    )
+    requests, responses = table[:, 11], table[:, 12]
+    for i in np.flatnonzero(pd.isna(layout)):
+        encoded = encode_request(requests[i])
+        layout[i], n[i], numbers[i], strings[i] = (encoded[c] for c in FEATURE_COLUMNS)
+    for i in np.flatnonzero(pd.isna(preds)):
+        preds[i] = encode_response(responses[i])[PREDICTION_COLUMN]
+    keys = pd.DataFrame({"e": endpoint, "v": version, "l": layout})
+    group = keys.groupby(list(keys), dropna=False, sort=False).ngroup().to_numpy()
+    blocks = []
+    for g in range(int(group.max()) + 1):
+        idx = np.flatnonzero(group == g)
+        first = idx[0]
+        loose = None
+        if pd.isna(layout[first]):
+            loose = [decode_instances(requests[i]) or [None] for i in idx]
+            n[idx] = [len(v) for v in loose]
+        blocks.append(
+            Block(
+                endpoint[first],
+                version[first],
+                None if loose is not None else layout[first],
+                np.array(ts[idx], dtype=np.float64),
+                np.array(status[idx], dtype=np.float64),
+                np.array(latency[idx], dtype=np.float64),
+                n[idx].astype(np.int64),
+                b"".join(numbers[i] or b"" for i in idx),
+                "".join(strings[i] or "" for i in idx),
+                np.fromiter((len(preds[i]) // 8 for i in idx), np.int64, len(idx)),
+                b"".join(preds[idx]),
+                ",".join(labels[idx]),
+                loose,
+            )
+        )
+    return blocks
+
+
+def numeric_frame(blocks: Sequence[Block], names: Sequence[str] | None) -> pd.DataFrame:
+    """One row per instance of every block's requests, ordered by time: :data:`META`,
+    ``instance``, ``feature.<name>`` per feature, ``prediction`` and ``label`` (float64, NaN
+    when missing)."""
+    if not blocks:
         return pd.DataFrame()
-    cols = list(table.T)
-    layouts, n, numbers, strings, preds, labels, requests, responses = cols[len(META) :]
-    _encode_missing(layouts, n, numbers, strings, requests)
-    counts, features = _features(layouts, n, numbers, strings, requests, names)
-    meta = pd.DataFrame({c: cols[i] for i, c in enumerate(META)}).infer_objects()
-    request_of = np.repeat(np.arange(len(counts)), counts)
-    if len(request_of) != len(counts):
-        meta = meta.take(request_of).reset_index(drop=True)
-    meta["instance"] = np.arange(len(request_of)) - np.repeat(_starts(counts), counts)
-    numeric = {
-        "prediction": _predictions(preds, responses, counts),
-        "label": _labels(labels, counts),
-    }
-    return pd.concat([meta, features, pd.DataFrame(numeric)], axis=1)
+    frames, times = zip(*(_block_frame(b, names) for b in blocks), strict=True)
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    ts = np.concatenate(times)
+    if np.any(ts[1:] < ts[:-1]):
+        frame = frame.take(np.argsort(ts, kind="stable")).reset_index(drop=True)
+    return frame
 
 
 def _starts(counts: Ints) -> Ints:
     return np.cumsum(counts) - counts
 
 
-def _positions(starts: Ints, counts: Ints) -> Ints:
-    """The concatenated ranges ``[start, start + count)`` of every (start, count)."""
-    shift = np.repeat(starts - _starts(counts), counts)
-    return shift + np.arange(int(counts.sum()))
-
-
-def _encode_missing(
-    layouts: Objects, n: Objects, numbers: Objects, strings: Objects, requests: Objects
-) -> None:
-    """Fill in the feature columns of rows without them from their bodies (in place; a body
-    the form cannot carry leaves them None)."""
-    for i in np.flatnonzero(pd.isna(layouts)):
-        encoded = encode_request(requests[i])
-        for col, name in zip((layouts, n, numbers, strings), FEATURE_COLUMNS, strict=True):
-            col[i] = encoded[name]
-
-
-def _features(
-    layouts: Objects,
-    n: Objects,
-    numbers: Objects,
-    strings: Objects,
-    requests: Objects,
-    names: Sequence[str] | None,
-) -> tuple[Ints, pd.DataFrame]:
-    """Instances per request, and the ``feature.<name>`` columns of every instance."""
-    codes, uniques = pd.factorize(layouts)
-    loose = np.flatnonzero(codes < 0)
-    instances = [decode_instances(requests[i]) or [None] for i in loose]
-    n[loose] = [len(v) for v in instances]
-    counts = n.astype(np.int64)
-    starts = _starts(counts)
-    frames = []
-    for code, text in enumerate(uniques):
-        idx = np.flatnonzero(codes == code)
-        layout = parse_layout(text)
-        if layout.kinds:
-            columns = _columns(layout, numbers[idx], strings[idx], names)
-            frames.append(pd.DataFrame(columns, index=_positions(starts[idx], counts[idx])))
-    if len(loose):
-        rows = [{} if x is None else instance_features(x, names) for v in instances for x in v]
-        frames.append(pd.DataFrame(rows, index=_positions(starts[loose], counts[loose])))
-    every = pd.RangeIndex(int(counts.sum()))
-    return counts, pd.concat(frames).reindex(every) if frames else pd.DataFrame(index=every)
+def _block_frame(b: Block, names: Sequence[str] | None) -> tuple[pd.DataFrame, Floats]:
+    counts = b.counts
+    total = int(counts.sum())
+    request_of = np.repeat(np.arange(len(counts)), counts)
+    columns: dict[str, Any] = {
+        "endpoint": np.full(total, b.endpoint, dtype=object),
+        "status": b.status[request_of],
+        "latency_ms": b.latency_ms[request_of],
+        "model_version": np.full(total, b.model_version, dtype=object),
+        "instance": np.arange(total) - np.repeat(_starts(counts), counts),
+    }
+    if b.instances is not None:
+        rows = [{} if x is None else instance_features(x, names) for v in b.instances for x in v]
+        columns.update(pd.DataFrame(rows, index=pd.RangeIndex(total)).to_dict("series"))
+    elif b.layout is not None:
+        columns.update(_columns(parse_layout(b.layout), b.numbers, b.strings, names))
+    columns["prediction"] = _predictions(b.prediction_sizes, b.predictions, counts)
+    columns["label"] = _labels(b.labels, counts)
+    return pd.DataFrame(columns), b.ts[request_of]
 
 
 def _columns(
-    layout: Layout, numbers: Objects, strings: Objects, names: Sequence[str] | None
+    layout: Layout, numbers: bytes, strings: str, names: Sequence[str] | None
 ) -> dict[str, Any]:
     """The feature columns of the instances of requests of one layout."""
     numeric = [j for j, k in enumerate(layout.kinds) if k != "s"]
     textual = [j for j, k in enumerate(layout.kinds) if k == "s"]
     values: dict[int, Any] = {}
     if numeric:
-        matrix = np.frombuffer(b"".join(numbers), "<f8").reshape(-1, len(numeric))
+        matrix = np.frombuffer(numbers, "<f8").reshape(-1, len(numeric))
         for col, j in enumerate(numeric):
             v = matrix[:, col]
-            values[j] = v.astype(np.int64) if layout.kinds[j] == "i" else v
+            values[j] = v.astype(np.int64) if layout.kinds[j] == "i" else v.copy()
     if textual:
-        flat = orjson.loads("[" + "".join(strings)[:-1] + "]")
+        flat = orjson.loads("[" + strings[:-1] + "]")
         matrix = np.array(flat, dtype=object).reshape(-1, len(textual))
         for col, j in enumerate(textual):
             values[j] = matrix[:, col]
@@ -165,12 +200,9 @@ def _columns(
     return {f"feature.{column_names[j]}": values[j] for j in range(len(layout.kinds))}
 
 
-def _predictions(preds: Objects, responses: Objects, counts: Ints) -> Floats:
+def _predictions(sizes: Ints, packed: bytes, counts: Ints) -> Floats:
     """Per instance: the request's i-th prediction, NaN where it has fewer."""
-    for i in np.flatnonzero(pd.isna(preds)):
-        preds[i] = encode_response(responses[i])[PREDICTION_COLUMN]
-    values = np.frombuffer(b"".join(preds), "<f8")
-    sizes = np.fromiter(map(len, preds), np.int64, len(preds)) // 8
+    values = np.frombuffer(packed, "<f8")
     if np.array_equal(sizes, counts):
         return values.copy()
     request_of = np.repeat(np.arange(len(counts)), counts)
@@ -181,9 +213,9 @@ def _predictions(preds: Objects, responses: Objects, counts: Ints) -> Floats:
     return out
 
 
-def _labels(texts: Objects, counts: Ints) -> Floats:
+def _labels(texts: str, counts: Ints) -> Floats:
     """Per instance, the number of its request's latest label (NaN when there is none)."""
-    labels = orjson.loads("[" + ",".join(texts) + "]")
+    labels = orjson.loads("[" + texts + "]")
     if set(map(type, labels)) <= {float, int, type(None)}:  # scalars: one value for all
         values = np.array(labels, dtype=np.float64)  # None → NaN
         return np.repeat(np.where(np.isfinite(values), values, np.nan), counts)

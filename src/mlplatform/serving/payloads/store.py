@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from mlplatform.errors import PayloadLogError, UnknownRequestError
 from mlplatform.serving.payloads.compact import encode_half, encode_record
 from mlplatform.serving.payloads.decode import instance_rows
-from mlplatform.serving.payloads.numeric import numeric_frame, window_queries
+from mlplatform.serving.payloads.numeric import numeric_frame, packed_block, row_blocks
 from mlplatform.serving.payloads.records import COLUMNS, PayloadRecord
 from mlplatform.serving.payloads.statements import (
     INSERT_PAYLOAD,
@@ -28,6 +28,7 @@ from mlplatform.serving.payloads.statements import (
     upsert_feedback,
     upsert_half,
 )
+from mlplatform.serving.payloads.window_sql import window_queries
 from mlplatform.serving.payloads.writer import Job, Write, commit_batch
 from mlplatform.stores import bulk_read, migrate, open_engine, store_url
 from mlplatform.stores.schema import feedback, payloads
@@ -210,11 +211,13 @@ class PayloadStore:
     ) -> pd.DataFrame:
         """:meth:`window` without ``request``/``response`` parsing: the same rows and columns,
         with ``prediction`` and ``label`` as numbers (float64: the value, or the last class
-        probability; NaN otherwise), read in one query from the compact columns written at
-        ingestion (:mod:`.numeric`). What the monitor reads."""
-        slices = READ_SLICES if self.dialect == "postgresql" else 1
-        table = self._read(window_queries(since, until, model, slices), bulk_read)
-        return numeric_frame(table, feature_names)
+        probability; NaN otherwise), ordered by time, read in bulk from the compact columns
+        written at ingestion (:mod:`.numeric`). What the monitor reads."""
+        slices = READ_SLICES if self.dialect == "postgresql" else 0
+        queries = window_queries(since, until, model, slices)
+        *packed, rows = self._read(queries.all, bulk_read)
+        blocks = [packed_block(row) for table in packed for row in table]
+        return numeric_frame([*blocks, *row_blocks(rows)], feature_names)
 
 
 def _insert_feedback(

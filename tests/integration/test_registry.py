@@ -125,13 +125,17 @@ def test_rollout_watch_rolls_out_each_new_challenger_once(
     assert pending_challenger(cfg) == v2
     calls: list[int] = []
 
-    def run_once() -> None:  # what a rollback leaves behind
+    def run_once() -> None:  # what a rollback leaves behind: the tag, then no alias
         calls.append(1)
         reg.client.set_model_version_tag("credit-risk", v2, "rollback.at", "now")
+        if len(calls) == 2:
+            reg.delete_alias("credit-risk", CHALLENGER)
 
-    ticks = iter([False, False, True])
+    # the first attempt died after tagging: the alias is still there, so the next tick
+    # runs again (to finish the rollback); after that nothing is pending
+    ticks = iter([False, False, False, True])
     watch(cfg, run_once, interval=0, stop=lambda: next(ticks))
-    assert calls == [1] and pending_challenger(cfg) is None
+    assert calls == [1, 1] and pending_challenger(cfg) is None
 
 
 def test_rollout_watch_waits_until_the_canary_serves_the_challenger(

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.support.router import MODEL, body, router_config, running, stand_in
+from tests.support.router import MODEL, body, register, router_config, running, stand_in
 
 from mlplatform.config import RegistryConfig, RolloutConfig, ServeConfig
 from mlplatform.errors import TrafficError
@@ -44,16 +44,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     reg.client.create_registered_model(MODEL)
     reg.set_alias(MODEL, CHAMPION, register(reg), "first model")
     return reg
-
-
-def register(reg: Registry, fidelity: float = 0.9) -> str:
-    """A new model version whose run logged ``lime_fidelity_r2_mean``."""
-    run = reg.client.create_run(reg.experiment_id())
-    reg.client.log_metric(run.info.run_id, "lime_fidelity_r2_mean", fidelity)
-    reg.client.set_terminated(run.info.run_id)
-    source = f"{reg.cfg.artifact_root}/model"
-    mv = reg.client.create_model_version(MODEL, source, run_id=run.info.run_id)
-    return str(mv.version)
 
 
 class Traffic:

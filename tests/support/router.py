@@ -93,3 +93,13 @@ def router_config(tmp: Path, **serve: Any) -> PlatformConfig:
     these ``serve`` settings."""
     cfg = load_config(ROOT / f"configs/{MODEL}.yaml", env={})
     return cfg.with_overrides(serve={"payload_store": f"sqlite:///{tmp}/payloads.db", **serve})
+
+
+def register(reg: Any, fidelity: float = 0.9) -> str:
+    """A new model version whose run logged ``lime_fidelity_r2_mean``."""
+    run = reg.client.create_run(reg.experiment_id())
+    reg.client.log_metric(run.info.run_id, "lime_fidelity_r2_mean", fidelity)
+    reg.client.set_terminated(run.info.run_id)
+    source = f"{reg.cfg.artifact_root}/model"
+    mv = reg.client.create_model_version(MODEL, source, run_id=run.info.run_id)
+    return str(mv.version)

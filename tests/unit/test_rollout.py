@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import json
 import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -272,8 +273,9 @@ def test_controller_records_a_rollback_in_the_registry() -> None:
     assert result.outcome == "rolled_back" and result.version == "7"
     assert "canary_explain_fidelity" in result.reason
     tags = {c[3]: c[4] for c in reg.calls if c[0] == "tag"}
-    assert set(tags) == {"rollback.reason", "rollback.at", "rollback.by"}
+    assert set(tags) == {"rollback.reason", "rollback.at", "rollback.by", "rollout.state"}
     assert "canary_explain_fidelity" in tags["rollback.reason"]
+    assert json.loads(tags["rollout.state"])["outcome"] == "rolled_back"
     assert ("delete_alias", "m", "challenger") in reg.calls
 
 

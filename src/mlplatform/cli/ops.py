@@ -107,7 +107,15 @@ def rollout(
             if backend == "kserve"
             else (lambda version: True)
         )
-        ro.watch(cfg, lambda: ro.main(args, exit_code=False), interval, served=served)
+        stopping = ro.stop_on_sigterm()  # Kubernetes stops the pod: finish in order
+        ro.watch(
+            cfg,
+            lambda: ro.main(args, exit_code=False, stopping=stopping),
+            interval,
+            stop=stopping.is_set,
+            served=served,
+            wait=stopping.wait,
+        )
     else:
         ro.main(args)
 

@@ -189,3 +189,13 @@ def _judge(
     text = "; ".join(c.describe() for c in checks)
     last = step_index == len(cfg.steps) - 1
     return Decision("promote" if last else "advance", f"{step} passed: {text}{note}", checks)
+
+
+def describe_stats(stable: VariantStats, canary: VariantStats) -> str:
+    """One progress line: requests, error rates and p95 latency of both variants."""
+
+    def one(name: str, s: VariantStats) -> str:
+        p95 = "n/a" if s.p95_latency_ms is None else f"{s.p95_latency_ms:.1f}ms"
+        return f"{name} {s.requests} req, {s.error_rate:.2%} errors, p95 {p95}"
+
+    return f"{one('stable', stable)}; {one('canary', canary)}"

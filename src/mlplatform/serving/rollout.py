@@ -2,40 +2,69 @@
 :func:`mlplatform.core.rollout.decide`, then promote or roll back, in traffic and in MLflow.
 
     python -m mlplatform.serving.rollout --config configs/house-price.yaml \\
-        --router-url http://127.0.0.1:8080
+        --router-url http://127.0.0.1:8090   # the router's admin port; MLPLATFORM_ADMIN_TOKEN
     python -m mlplatform.serving.rollout --config configs/house-price.yaml \\
         --namespace models --isvc house-price --sink-url http://payload-sink.models
 
 or in code::
 
-    backend = LocalRouterBackend("http://127.0.0.1:8080")
+    backend = LocalRouterBackend("http://127.0.0.1:8090", token=admin_token)
     result = RolloutController(backend, cfg.rollout, Registry(cfg.registry), cfg.model_name).run()
 
 On promote the ``champion`` alias moves to the challenger's version (the reason carries the
 measured figures; who/when are recorded by :meth:`Registry.set_alias`) and the
-``challenger`` alias is deleted. On rollback the challenger's version gets the tags
-``rollback.reason``/``rollback.at``/``rollback.by`` and the ``challenger`` alias is deleted,
-so the rejected version is not picked up as a canary again. Without a registry (tests,
-ad-hoc runs) only traffic moves.
+``challenger`` alias is deleted. On rollback the challenger's version first gets the tags
+``rollback.reason``/``rollback.at``/``rollback.by``, then its traffic goes back to stable,
+then the ``challenger`` alias is deleted: a controller that dies between two of these finds a
+challenger marked rolled back and finishes the rollback; it never steps that version up again.
+
+Crash safety: SIGTERM asks the controller to stop (:func:`stop_on_sigterm`); it stops between
+two polls, leaves the traffic at the current step's split and records where it stands
+(:mod:`.rollout_state`, a tag on the challenger's version); a restarted controller resumes at
+that step. Without a registry (tests, ad-hoc runs) only traffic moves and nothing is kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
-from mlplatform.config import PlatformConfig, RolloutConfig
-from mlplatform.core.rollout import Decision, VariantStats, decide
+from mlplatform.config import RolloutConfig
+from mlplatform.core.rollout import Decision, decide, describe_stats
 from mlplatform.errors import PlatformError, TrafficError
-from mlplatform.serving.traffic import KServeBackend, LocalRouterBackend, TrafficBackend
+from mlplatform.serving.rollout_state import (
+    RolloutState,
+    RolloutStopped,
+    resume_point,
+    save_state,
+)
+from mlplatform.serving.rollout_watch import (
+    backend_for,
+    kserve_backend,
+    pending_challenger,
+    stop_on_sigterm,
+    watch,
+)
+from mlplatform.serving.traffic import TrafficBackend
 
 if TYPE_CHECKING:
     from mlplatform.registry.mlflow_registry import Registry, VersionInfo
 
 FIDELITY_METRIC = "lime_fidelity_r2_mean"
+__all__ = [
+    "RolloutController",
+    "RolloutResult",
+    "RolloutStopped",
+    "kserve_backend",
+    "main",
+    "pending_challenger",
+    "stop_on_sigterm",
+    "watch",
+]
 
 
 @dataclass(frozen=True)
@@ -55,42 +84,74 @@ class RolloutController:
     registry: Registry | None = None
     model_name: str = ""
     clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
+    wall: Callable[[], float] = time.time  # Unix seconds, for the state a restart reads
+    sleep: Callable[[float], object] | None = None  # None: wait on ``stopping``
     poll_seconds: float = 1.0
     progress_seconds: float = 10.0
     progress: Callable[[str], None] = print
+    stopping: threading.Event = field(default_factory=threading.Event)
     _decisions: list[tuple[int, Decision]] = field(default_factory=list, init=False, repr=False)
+    _state: RolloutState | None = field(default=None, init=False, repr=False)
 
     def run(self) -> RolloutResult:
-        """Step, poll and decide until promote or rollback. An unexpected error rolls the
-        traffic back before it propagates."""
-        self._decisions = []
+        """Step, poll and decide until promote or rollback, resuming a rollout a previous
+        controller left unfinished. An unexpected error rolls the traffic back before it
+        propagates; a stop request (:class:`RolloutStopped`) leaves it where it is."""
+        self._decisions, self._state = [], None
         challenger = self._challenger()
+        if challenger is not None and "rollback.at" in challenger.tags:
+            return self._finish_rollback(challenger)
         if challenger is not None and not self.backend.serves(challenger.version):
             raise TrafficError(
                 f"{self.model_name}: the canary does not serve the challenger "
                 f"v{challenger.version} (not deployed yet, or not ready): no traffic was moved"
             )
         fidelity = self._fidelity(challenger)
+        resume = None
+        if challenger is not None:
+            resume = resume_point(challenger.tags, challenger.version, len(self.cfg.steps))
         try:
-            decision = self._run_steps(fidelity)
+            decision = self._run_steps(fidelity, challenger, resume)
+        except RolloutStopped:
+            raise
         except BaseException:
             self.backend.rollback()
             raise
         return self._finish(decision, challenger)
 
-    def _run_steps(self, fidelity: float | None) -> Decision:
-        for index, percent in enumerate(self.cfg.steps):
-            decision = self._run_step(index, percent, fidelity)
+    def _run_steps(
+        self, fidelity: float | None, challenger: VersionInfo | None, resume: RolloutState | None
+    ) -> Decision:
+        first = 0 if resume is None else resume.step
+        if resume is not None:
+            self.progress(f"rollout: resuming v{resume.version} at step {first + 1}")
+        started = self.wall() if resume is None else resume.started_at
+        for index in range(first, len(self.cfg.steps)):
+            self._stop_if_asked()
+            step_start = resume.step_started_at if resume and index == first else None
+            version = None if challenger is None else challenger.version
+            self._begin_step(index, version, started, step_start)
+            decision = self._run_step(index, self.cfg.steps[index], fidelity)
             if decision.action != "advance":
                 return decision
         raise AssertionError("decide() promotes or rolls back at the last step")
 
-    def _run_step(self, index: int, percent: int, fidelity: float | None) -> Decision:
+    def _begin_step(
+        self, index: int, version: str | None, started: float, step_start: float | None
+    ) -> None:
+        """Set the step's split, then record it (its start: now, or the resumed step's)."""
+        percent = self.cfg.steps[index]
         self.backend.set_canary_percent(percent)
         self.progress(f"rollout: canary at {percent}% (step {index + 1}/{len(self.cfg.steps)})")
-        start, base = self.clock(), self.backend.stats()[1].requests
-        shown = start
+        if version is not None:
+            at = self.wall() if step_start is None else step_start
+            self._state = RolloutState(version, index, at, started)
+            self._save(self._state)
+
+    def _run_step(self, index: int, percent: int, fidelity: float | None) -> Decision:
+        since_start = 0.0 if self._state is None else self.wall() - self._state.step_started_at
+        start, base = self.clock() - max(0.0, since_start), self.backend.stats()[1].requests
+        shown = self.clock()
         while True:
             stable, canary = self.backend.stats()
             canary = replace(canary, explain_fidelity=fidelity)
@@ -104,7 +165,29 @@ class RolloutController:
             if self.clock() - shown >= self.progress_seconds:
                 shown = self.clock()
                 self.progress(f"rollout: {decision.reason} | {describe_stats(stable, canary)}")
+            self._stop_if_asked(decision.reason)
+            self._wait()
+
+    def _wait(self) -> None:
+        if self.sleep is None:
+            self.stopping.wait(self.poll_seconds)
+        else:
             self.sleep(self.poll_seconds)
+
+    def _stop_if_asked(self, reason: str = "") -> None:
+        if not self.stopping.is_set():
+            return
+        where = "before its first step"
+        if self._state is not None:
+            self._state = replace(self._state, last_decision=reason)
+            self._save(self._state)
+            where = f"at step {self._state.step + 1} ({self.cfg.steps[self._state.step]}%)"
+        self.progress(f"rollout: stopped {where}; traffic left as it is, state recorded")
+        raise RolloutStopped(f"{self.model_name}: rollout stopped {where}")
+
+    def _save(self, state: RolloutState) -> None:
+        if self.registry is not None:
+            save_state(self.registry.client, self.model_name, state)
 
     def _finish(self, decision: Decision, challenger: VersionInfo | None) -> RolloutResult:
         version = challenger.version if challenger else None
@@ -113,11 +196,23 @@ class RolloutController:
             self._record_promotion(version, decision.reason)
             outcome: Literal["promoted", "rolled_back"] = "promoted"
         else:
+            self._record_rollback(version, decision.reason)  # before traffic moves back
             self.backend.rollback()
-            self._record_rollback(version, decision.reason)
+            self._drop_challenger(version)
             outcome = "rolled_back"
+        if self._state is not None:
+            self._save(self._state.finished(outcome, decision.reason))
         self.progress(f"rollout: {outcome} (challenger version {version or 'unknown'})")
         return RolloutResult(outcome, decision.reason, tuple(self._decisions), version)
+
+    def _finish_rollback(self, challenger: VersionInfo) -> RolloutResult:
+        """A challenger already marked rolled back still holds the alias: a controller died
+        mid-rollback. Send its traffic back and drop the alias; never step it up again."""
+        reason = challenger.tags.get("rollback.reason", "")
+        self.progress(f"rollout: finishing the rollback of v{challenger.version}: {reason}")
+        self.backend.rollback()
+        self._drop_challenger(challenger.version)
+        return RolloutResult("rolled_back", reason, (), challenger.version)
 
     # -- registry ------------------------------------------------------------------------
     def _challenger(self) -> VersionInfo | None:
@@ -143,89 +238,33 @@ class RolloutController:
     def _record_rollback(self, version: str | None, reason: str) -> None:
         if self.registry is None or version is None:
             return
-        from mlplatform.registry.mlflow_registry import CHALLENGER, now, who
+        from mlplatform.registry.mlflow_registry import now, who
 
         tag = self.registry.client.set_model_version_tag
         tag(self.model_name, version, "rollback.reason", reason[:5000])
-        tag(self.model_name, version, "rollback.at", now())
         tag(self.model_name, version, "rollback.by", who())
+        tag(self.model_name, version, "rollback.at", now())  # last: it marks the rollback
+
+    def _drop_challenger(self, version: str | None) -> None:
+        if self.registry is None or version is None:
+            return
+        from mlplatform.registry.mlflow_registry import CHALLENGER
+
         self.registry.delete_alias(self.model_name, CHALLENGER)
 
 
-def describe_stats(stable: VariantStats, canary: VariantStats) -> str:
-    """One progress line: requests, error rates and p95 latency of both variants."""
-
-    def one(name: str, s: VariantStats) -> str:
-        p95 = "n/a" if s.p95_latency_ms is None else f"{s.p95_latency_ms:.1f}ms"
-        return f"{name} {s.requests} req, {s.error_rate:.2%} errors, p95 {p95}"
-
-    return f"{one('stable', stable)}; {one('canary', canary)}"
-
-
-def _backend(args: argparse.Namespace) -> TrafficBackend:
-    if args.router_url:
-        return LocalRouterBackend(args.router_url)
-    return kserve_backend(args.namespace, args.isvc, args.sink_url)
-
-
-def kserve_backend(namespace: str, isvc: str, sink_url: str) -> KServeBackend:
-    """A :class:`KServeBackend` with the pod's (or kubeconfig's) Kubernetes credentials."""
-    from kubernetes import client, config  # type: ignore[import-untyped]
-
-    config.load_config()
-    return KServeBackend(namespace, isvc, client.CustomObjectsApi(), sink_url)
-
-
-def pending_challenger(cfg: PlatformConfig) -> str | None:
-    """The challenger version awaiting a rollout: not the champion, not already rolled back."""
-    from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry
-
-    reg = Registry(cfg.registry)
-    chall = reg.by_alias(cfg.model_name, CHALLENGER)
-    champ = reg.by_alias(cfg.model_name, CHAMPION)
-    if chall is None or (champ and champ.version == chall.version):
-        return None
-    return None if "rollback.at" in chall.tags else chall.version
-
-
-def watch(
-    cfg: PlatformConfig,
-    run_once: Callable[[], object],
-    interval: float,
-    stop: Callable[[], bool] = lambda: False,
-    served: Callable[[str], bool] = lambda version: True,
+def main(
+    argv: list[str] | None = None,
+    exit_code: bool = True,
+    stopping: threading.Event | None = None,
 ) -> None:
-    """The cluster's controller loop: roll out each new challenger once the canary serves it
-    (``served(version)``: a registered challenger may not be deployed yet); survive
-    transient errors."""
-    waiting: str | None = None
-    while not stop():
-        try:
-            version = pending_challenger(cfg)
-            if version is not None and not served(version):
-                if waiting != version:
-                    print(
-                        f"{cfg.model_name}: challenger v{version} registered, waiting for a "
-                        "canary revision serving it (make canary)",
-                        flush=True,
-                    )
-                waiting = version
-            elif version is not None:
-                print(f"{cfg.model_name}: rolling out challenger v{version}", flush=True)
-                run_once()
-        except Exception as exc:  # a controller logs and keeps watching
-            print(f"{cfg.model_name}: rollout attempt failed: {exc}", flush=True)
-        time.sleep(interval)
-
-
-def main(argv: list[str] | None = None, exit_code: bool = True) -> None:
     from mlplatform.config import load_config
     from mlplatform.registry.mlflow_registry import Registry
 
     p = argparse.ArgumentParser(description="Run one canary rollout (see the module docstring).")
     p.add_argument("--config", required=True, help="Platform config YAML.")
     where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--router-url", help="Local canary router, http://host:port.")
+    where.add_argument("--router-url", help="Local router's admin port, http://host:port.")
     where.add_argument("--isvc", help="InferenceService name (KServe backend).")
     p.add_argument("--namespace", default="default", help="InferenceService namespace.")
     p.add_argument("--sink-url", default="http://payload-sink", help="Payload sink base URL.")
@@ -238,9 +277,19 @@ def main(argv: list[str] | None = None, exit_code: bool = True) -> None:
         raise SystemExit(f"error: {exc}") from None
     registry = None if args.no_registry else Registry(cfg.registry)
     ctl = RolloutController(
-        _backend(args), cfg.rollout, registry, cfg.model_name, poll_seconds=args.poll_seconds
+        backend_for(args),
+        cfg.rollout,
+        registry,
+        cfg.model_name,
+        poll_seconds=args.poll_seconds,
+        stopping=stop_on_sigterm() if stopping is None else stopping,
     )
-    result = ctl.run()
+    try:
+        result = ctl.run()
+    except RolloutStopped as exc:
+        if exit_code:
+            raise SystemExit(f"{exc}: a restarted controller resumes it") from None
+        raise
     print(f"{cfg.model_name}: {result.outcome}: {result.reason}", flush=True)
     if exit_code:
         raise SystemExit(0 if result.outcome == "promoted" else 1)

@@ -38,7 +38,7 @@ def test_helm_template_renders_every_component(values_file: str) -> None:
     kinds = Counter(obj["kind"] for obj in render(values_file))
     n = len(MODELS)
     assert kinds["InferenceService"] == n
-    assert kinds["CronJob"] == 2 * n  # monitor + retrain per model
+    assert kinds["CronJob"] == 3 * n  # monitor, retrain and payload-prune per model
     assert kinds["Role"] == kinds["RoleBinding"] == n  # one rollout identity per model
     # MLflow, Redis, Feast, payload sink + one rollout controller per model.
     assert kinds["Deployment"] == 4 + n

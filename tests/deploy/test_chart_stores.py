@@ -35,7 +35,11 @@ CLUSTER_URL = URL.format(host=f"{RELEASE}-postgresql:5432")
 #: The workloads that read or write a store, and the one that creates its database.
 STORE_USERS = {
     f"Deployment/{RELEASE}-payload-sink",
-    *(f"CronJob/{RELEASE}-{job}-{m}" for job in ("monitor", "retrain") for m in MODELS),
+    *(
+        f"CronJob/{RELEASE}-{job}-{m}"
+        for job in ("monitor", "retrain", "payload-prune")
+        for m in MODELS
+    ),
 }
 HOOK = f"Job/{RELEASE}-stores-db"
 EXTERNAL = ("postgresql.enabled=false", "postgresql.external.host=db.example.internal")
@@ -356,3 +360,31 @@ def test_the_hook_creates_the_stores_database_on_a_real_postgresql() -> None:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             conn.execute(f'DROP ROLE IF EXISTS "{user}"')
+
+
+@every_values_file
+def test_the_payload_prune_runs_per_model_with_the_retention_from_values(
+    values_file: str,
+) -> None:
+    docs = render(values_file, "payloadPrune.retentionDays=7", "payloadPrune.maxRows=500000")
+    found = pods(docs)
+    for model in MODELS:
+        pod = found[f"CronJob/{RELEASE}-payload-prune-{model}"]
+        (c,) = pod["containers"]
+        config = f"/etc/mlplatform/{model}.yaml"
+        assert c["command"] == ["mlplatform", "payloads", "prune", "--config", config]
+        env = plain_env(pod)
+        assert env["MLPLATFORM__SERVE__PAYLOAD_RETENTION_DAYS"] == "7"
+        assert env["MLPLATFORM__SERVE__PAYLOAD_MAX_ROWS"] == "500000"
+        # the values the command reads back are valid for the config
+        cfg = load_config(
+            f"configs/{model}.yaml",
+            env={
+                k: v
+                for k, v in env.items()
+                if k.startswith("MLPLATFORM__SERVE__PAYLOAD_") and not k.endswith("STORE")
+            },
+        )
+        assert cfg.serve.payload_retention_days == 7 and cfg.serve.payload_max_rows == 500000
+    default = pods(render(values_file))[f"CronJob/{RELEASE}-payload-prune-{MODELS[0]}"]
+    assert "MLPLATFORM__SERVE__PAYLOAD_MAX_ROWS" not in plain_env(default)  # no cap

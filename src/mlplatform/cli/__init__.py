@@ -1,8 +1,8 @@
 """The ``mlplatform`` command line. Every command has ``--help``; errors exit with code 2.
 
-Commands live by theme in ``train`` (model work), ``pipeline`` (KFP and the registry) and
-``ops`` (serving, rollout, monitoring, retraining); importing them registers them on ``app``,
-in the order `mlplatform --help` lists them.
+Commands live by theme in ``train`` (model work), ``pipeline`` (KFP and the registry), ``ops``
+(serving, rollout, monitoring, retraining) and ``payloads`` (retention); importing them
+registers them on ``app``, in the order `mlplatform --help` lists them.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from mlplatform.cli import train  # noqa: F401
 from mlplatform.cli import pipeline  # noqa: F401
 from mlplatform.cli import ops  # noqa: F401
+from mlplatform.cli import payloads  # noqa: F401
 from mlplatform.cli.base import app
 
 # isort: on

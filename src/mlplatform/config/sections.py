@@ -255,6 +255,18 @@ class ServeConfig(_Strict):
         description="Router: promote/rollback wait this long at most for the retired variant's "
         "requests in flight.",
     )
+    payload_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Payload log: requests older than this are deleted with their labels by "
+        "`mlplatform payloads prune` (a daily CronJob on the cluster).",
+    )
+    payload_max_rows: int | None = Field(
+        default=None,
+        gt=0,
+        description="Payload log: at most this many requests are kept by the prune, newest "
+        "first (None: no cap).",
+    )
     response_grace_seconds: float = Field(
         default=30.0,
         ge=0,

@@ -16,11 +16,18 @@ import orjson
 import pandas as pd
 import sqlalchemy as sa
 
-from mlplatform.errors import PayloadLogError, UnknownRequestError
+from mlplatform.errors import ConfigError, PayloadLogError, UnknownRequestError
 from mlplatform.serving.payloads.compact import encode_half, encode_record
 from mlplatform.serving.payloads.decode import instance_rows
 from mlplatform.serving.payloads.numeric import numeric_frame, packed_block, row_blocks
 from mlplatform.serving.payloads.records import COLUMNS, PayloadRecord
+from mlplatform.serving.payloads.retention import (
+    BATCH,
+    PruneResult,
+    age_cutoff,
+    count_cutoff,
+    delete_batch,
+)
 from mlplatform.serving.payloads.statements import (
     INSERT_PAYLOAD,
     Half,
@@ -102,6 +109,36 @@ class PayloadStore:
         bulk = bulk_upsert_half(half) if self.dialect == "postgresql" else None
         params = encode_half(half, row)
         return self.write(upsert_half(self.dialect, half), params, row["request_id"], bulk)
+
+    def prune(
+        self,
+        model: str,
+        now: float,
+        retention_days: float,
+        max_rows: int | None,
+        keep_seconds: float = 0.0,
+    ) -> PruneResult:
+        """Delete ``model``'s requests older than ``retention_days`` and beyond its newest
+        ``max_rows`` (:mod:`.retention`), never one logged within ``keep_seconds`` of ``now``
+        (the monitor's reach): a cut-off inside it is a :class:`ConfigError`."""
+        cutoff = age_cutoff(now, retention_days)
+        if max_rows is not None:
+            with self.engine.connect() as conn:
+                by_count = count_cutoff(conn, model, max_rows)
+            cutoff = cutoff if by_count is None else max(cutoff, by_count)
+        if cutoff > now - keep_seconds:
+            raise ConfigError(
+                f"payload retention would delete requests the monitor still reads (the last "
+                f"{keep_seconds:.0f} s): raise serve.payload_retention_days or "
+                "serve.payload_max_rows"
+            )
+        requests = labels = 0
+        while True:
+            job = self.transaction(lambda conn: delete_batch(conn, model, cutoff))
+            done, gone = job.result()
+            requests, labels = requests + done, labels + gone
+            if done < BATCH:
+                return PruneResult(requests, labels, cutoff)
 
     def add_feedback(self, request_id: str, labels: Any) -> None:
         """Attach ground truth (a value, or a list with one label per instance)."""

@@ -1,0 +1,65 @@
+"""Payload retention: the log keeps a model's requests for ``serve.payload_retention_days``
+and at most ``serve.payload_max_rows`` of them (``mlplatform payloads prune``, with the
+model's config; a daily CronJob per model on the cluster). A pruned request goes with its
+feedback.
+
+Rows go oldest first, in batches of :data:`BATCH` per transaction, so the sink's writers
+never wait long for a lock. A row-count cut keeps every row logged at the boundary's instant
+(the log may hold a few more than the cap). Pruning inside the monitor's reach (its window
+plus lag) is refused: the next monitor run would judge a window with its rows missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from mlplatform.stores.schema import feedback, payloads
+
+#: Requests deleted per transaction.
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What one prune deleted, and the cut-off it applied (Unix seconds, exclusive)."""
+
+    requests: int
+    labels: int
+    cutoff: float | None
+
+
+def age_cutoff(now: float, retention_days: float) -> float:
+    return now - retention_days * 86_400.0
+
+
+def count_cutoff(conn: sa.Connection, model: str, max_rows: int) -> float | None:
+    """The ``ts`` below which ``model``'s rows exceed ``max_rows`` (newest kept), None if
+    they do not."""
+    query = (
+        sa.select(payloads.c.ts)
+        .where(payloads.c.model == model)
+        .order_by(payloads.c.ts.desc(), payloads.c.request_id.desc())
+        .offset(max_rows - 1)
+        .limit(1)
+    )
+    return conn.execute(query).scalar_one_or_none()
+
+
+def delete_batch(conn: sa.Connection, model: str, cutoff: float) -> tuple[int, int]:
+    """Delete up to :data:`BATCH` of ``model``'s oldest requests logged before ``cutoff`` and
+    their labels; (requests, labels) deleted."""
+    ids: Any = (
+        sa.select(payloads.c.request_id)
+        .where(payloads.c.model == model, payloads.c.ts < cutoff)
+        .order_by(payloads.c.ts)
+        .limit(BATCH)
+    )
+    chosen = [r[0] for r in conn.execute(ids)]
+    if not chosen:
+        return 0, 0
+    labels = conn.execute(sa.delete(feedback).where(feedback.c.request_id.in_(chosen))).rowcount
+    done = conn.execute(sa.delete(payloads).where(payloads.c.request_id.in_(chosen))).rowcount
+    return int(done), int(labels)

@@ -31,7 +31,8 @@ def payloads_prune(config: ConfigOpt = Path("configs/house-price.yaml")) -> None
             s.payload_max_rows,
             keep_seconds=m.window_seconds + m.window_lag_seconds,
         )
+    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.cutoff or 0))
     console.print(
-        f"{cfg.model_name}: pruned {result.requests} requests and {result.labels} labels logged before "
-        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(result.cutoff or 0))}"
+        f"{cfg.model_name}: pruned {result.requests} requests and {result.labels} labels "
+        f"logged before {before}"
     )

@@ -139,4 +139,4 @@ def main(argv: list[str] | None = None) -> None:
     else:
         model = Explainer(cfg, name, url)
         model.load()
-    serve([model], args.http_port)
+    serve([model], args.http_port, cfg.serve.max_body_bytes)

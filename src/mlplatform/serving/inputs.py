@@ -21,7 +21,7 @@ import pandas as pd
 from kserve.protocol.infer_type import InferRequest
 
 from mlplatform.core.model import LinearModel
-from mlplatform.errors import RequestError
+from mlplatform.errors import RequestError, TooManyInstancesError
 
 Lookup = Callable[[list[int]], pd.DataFrame]
 
@@ -30,7 +30,9 @@ def check_count(n: int, limit: int) -> None:
     if n == 0:
         raise RequestError("no instances: send at least one row")
     if n > limit:
-        raise RequestError(f"{n} instances exceed the limit of {limit} per request")
+        raise TooManyInstancesError(
+            f"{n} instances exceed serve.max_instances={limit} per request"
+        )
 
 
 def entity_ids(rows: list[Any], entity: str) -> list[int] | None:

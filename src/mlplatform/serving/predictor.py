@@ -146,4 +146,4 @@ def main(argv: list[str] | None = None) -> None:
     else:
         model = Predictor(cfg, name, args.alias, pinned=args.model_version)
         model.load()
-    serve([model], args.http_port)
+    serve([model], args.http_port, cfg.serve.max_body_bytes)

@@ -66,16 +66,20 @@ def quiet_request_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def serve(models: list[Any], port: int, predictor_host: str | None = None) -> None:
-    """Run KServe's ModelServer (REST only) with these models until SIGINT/SIGTERM."""
-    from kserve import ModelServer
+def serve(
+    models: list[Any], port: int, max_body_bytes: int, predictor_host: str | None = None
+) -> None:
+    """Run KServe's ModelServer (REST only) with these models until SIGINT/SIGTERM, request
+    bodies capped at ``max_body_bytes`` (``serve.max_body_bytes``: 413 above)."""
+    from kserve import ModelServer, model_server
     from kserve.model import PredictorConfig
 
-    from mlplatform.serving import error_handler
+    from mlplatform.serving import body_limit, error_handler
 
     config = PredictorConfig(predictor_host=predictor_host) if predictor_host else None
     quiet_request_logs()
     error_handler.install()  # platform errors → their HTTP status, on KServe's app
+    body_limit.install(model_server.app, max_body_bytes)
     ModelServer(
         http_port=port,
         enable_grpc=False,

@@ -54,4 +54,4 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_platform_config(args.config)
     model = Transformer(cfg, args.model_name or cfg.model_name)
     model.load()
-    serve([model], args.http_port, predictor_host=args.predictor_host)
+    serve([model], args.http_port, cfg.serve.max_body_bytes, args.predictor_host)

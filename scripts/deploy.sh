@@ -40,6 +40,7 @@ ensure_secret mlplatform-postgresql username=mlflow password
 ensure_secret mlplatform-stores username=mlplatform password
 ensure_secret mlplatform-s3 access-key-id secret-access-key
 ensure_secret mlplatform-redis password
+ensure_secret mlplatform-feedback token  # the payload sink's POST /v1/feedback bearer token
 
 # The pipeline's data step runs in the KFP namespace and fetches its data version from the
 # release's MinIO: the same key pair, and the endpoint, as a Secret there (refreshed each deploy).

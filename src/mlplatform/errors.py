@@ -12,9 +12,12 @@ Kinds, by what the caller can do about them:
 kind                     status when
 ======================== ====== =============================================================
 :class:`InvalidInputError` 400  bad data, configuration, options or request: fix the input
+:class:`UnauthorizedError` 401  no or a wrong bearer token (feedback, admin API, variant pin)
 :class:`NotFoundError`     404  the named model, version, request id, alert or file is absent
 :class:`ConflictError`     409  the request contradicts the current state (topology, history)
-:class:`TooLargeError`     413  a request over the router's size limits
+:class:`TooLargeError`     413  a request over a server's size limits (router, explainer)
+:class:`TooManyRequestsError` 429 the server is at its limit of requests in flight: retry
+                                after ``retry_after`` seconds (the Retry-After header)
 :class:`UnavailableError`  503  a dependency is down or not ready: registry, feature store,
                                 upstream server, model not loaded; retry later
 :class:`StorageError`      500  a local store (payload log, alert store) failed to read/write
@@ -97,6 +100,17 @@ class EventError(InvalidInputError):
     """A POST to the payload sink is not a KServe inference CloudEvent (ce-id, ce-type)."""
 
 
+# -- 401: the caller did not prove who it is --------------------------------------------------
+class UnauthorizedError(PlatformError):
+    """Kind: a route that needs a bearer token got none or a wrong one; send the right token."""
+
+    status: ClassVar[int] = 401
+
+
+class TokenError(UnauthorizedError):
+    """Feedback, the router's admin API or a variant pin without the right bearer token."""
+
+
 # -- 404: the named thing does not exist -------------------------------------------------------
 class NotFoundError(PlatformError):
     """Kind: the named model, version, request id, alert or file does not exist."""
@@ -172,6 +186,17 @@ class DuplicateRequestError(ConflictError):
     """A request id was logged twice; request ids must be unique."""
 
 
+class LabelConflictError(ConflictError):
+    """Feedback gives a request another label than the one stored: the first label wins."""
+
+    def __init__(self, conflicts: Sequence[str]) -> None:
+        self.conflicts = list(conflicts)
+        super().__init__(
+            f"request id(s) {self.conflicts} already have another label: the first label wins; "
+            "this attempt is recorded (feedback_rejected) and nothing was stored"
+        )
+
+
 class TrafficError(ConflictError):
     """A traffic change the topology does not allow (no canary attached) or a backend refused."""
 
@@ -182,7 +207,7 @@ class AlertTransitionError(ConflictError):
 
 # -- 413: the request is too large -------------------------------------------------------------
 class TooLargeError(PlatformError):
-    """Kind: a request over the router's limits (``serve.max_body_bytes``, ``max_instances``)."""
+    """Kind: a request over a server's limits (``serve.max_body_bytes``, ``max_instances``, ...)."""
 
     status: ClassVar[int] = 413
 
@@ -193,6 +218,25 @@ class BodyTooLargeError(TooLargeError):
 
 class TooManyInstancesError(TooLargeError):
     """A request to the router holds more instances than ``serve.max_instances``."""
+
+
+class TooManyRowsToExplainError(TooLargeError):
+    """An ``:explain`` request holds more rows than ``serve.explain_max_rows``."""
+
+
+# -- 429: too many requests in flight; retry after a while -------------------------------------
+class TooManyRequestsError(PlatformError):
+    """Kind: the server is at its limit of requests in flight; retry after ``retry_after`` s."""
+
+    status: ClassVar[int] = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class ExplainerBusyError(TooManyRequestsError):
+    """The explainer already computes ``serve.explain_max_concurrent`` explanations."""
 
 
 # -- 503: a dependency is down or not ready ----------------------------------------------------
@@ -214,6 +258,10 @@ class UpstreamError(UnavailableError):
     """An upstream server (predictor, router, payload sink) is unreachable or failed."""
 
 
+class ExplainDeadlineError(UnavailableError):
+    """An explanation was stopped at ``serve.explain_deadline_seconds``, unfinished."""
+
+
 class RouterNotStartedError(UnavailableError):
     """The router was asked to log a request before its start-up opened the payload log."""
 
@@ -226,9 +274,19 @@ class StoreUnavailableError(UnavailableError):
     """A store's database (payload log, alert store) does not answer or cannot be migrated."""
 
 
-# -- 500: a local store failed -----------------------------------------------------------------
+class OnlineStoreUnavailableError(UnavailableError):
+    """The feature store's online store (Redis) refused the connection or did not answer in time."""
+
+
+class RegistryUnavailableError(UnavailableError):
+    """The model registry (MLflow tracking server or database) is unreachable or timed out."""
+
+
+# -- 503: a store could not be written or read --------------------------------------------------
 class StorageError(PlatformError):
-    """Kind: a store (SQLite file or PostgreSQL) could not be read or written (locked, closed)."""
+    """Kind: a store could not be read or written (disk full, locked, closed): retry later."""
+
+    status = 503
 
 
 class PayloadLogError(StorageError):

@@ -64,13 +64,22 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         cfg.model_dir / "model.json", {}, {"lime_fidelity_r2_mean": 0.9}, [], {"data_md5": "v2"}
     )
     reg.set_alias("credit-risk", CHALLENGER, good.version, "test challenger")
-    ports = ("router_port", "stable_port", "canary_port", "transformer_port", "explainer_port")
+    ports = ("router_port", "router_admin_port", "stable_port", "canary_port")
+    ports += ("transformer_port", "explainer_port")
     cfg = cfg.with_overrides(
         serve={p: free_port() for p in ports},
         rollout={"min_requests": 60, "max_step_seconds": 60, "max_p95_latency_ratio": 5.0},
     )
     path = write_config(cfg, tmp / "canary.yaml")
-    stack = LocalStack(cfg, path, canary=True, log_dir=tmp / "logs", versions=("1", good.version))
+    broken = free_port()  # the broken challenger's predictor, started by a test
+    stack = LocalStack(
+        cfg,
+        path,
+        canary=True,
+        log_dir=tmp / "logs",
+        versions=("1", good.version),
+        upstreams=(f"http://127.0.0.1:{broken}",),
+    )
     with stack:
         yield {
             "cfg": cfg,
@@ -79,13 +88,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             "tmp": tmp,
             "path": path,
             "router": stack.url(cfg.serve.router_port),
+            "admin": LocalRouterBackend(stack.admin_url(), token=stack.tokens.admin),
+            "broken_port": broken,
             "good": good.version,
         }
 
 
 def controller(world: dict) -> RolloutController:
     return RolloutController(
-        LocalRouterBackend(world["router"]),
+        world["admin"],
         world["cfg"].rollout,
         world["reg"],
         "credit-risk",
@@ -122,7 +133,7 @@ def test_broken_challenger_is_rolled_back_with_zero_failed_requests(world: dict)
     path = broken.save(tmp / "broken" / "model.json")
     version = reg.log_and_register(path, {}, {"lime_fidelity_r2_mean": 0.9}, [], {"data_md5": "x"})
     reg.set_alias("credit-risk", CHALLENGER, version.version, "deliberately broken")
-    port = free_port()
+    port = world["broken_port"]
     proc = start(
         "predictor",
         ["--config", str(world["path"]), "--model_name", "credit-risk", "--alias", "challenger"],
@@ -130,7 +141,7 @@ def test_broken_challenger_is_rolled_back_with_zero_failed_requests(world: dict)
         tmp / "broken.log",
     )
     try:
-        LocalRouterBackend(world["router"]).attach(f"http://127.0.0.1:{port}", version.version)
+        world["admin"].attach(f"http://127.0.0.1:{port}", version.version)
         with Clients(world["router"], 2) as clients:
             result = controller(world).run()
     finally:

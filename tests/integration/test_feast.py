@@ -201,8 +201,22 @@ def test_cluster_variant_loads_a_redis_online_store(
         with pytest.raises(FeatureRepoError, match="redis"):
             feature_store(REPO, CLUSTER_YAML)
         return
+    store = feature_store(REPO, CLUSTER_YAML, online_timeout_s=0.5)
+    assert store.config.online_store.connection_string == (
+        "redis-master.mlplatform:6379,socket_connect_timeout=0.5,socket_timeout=0.5,retry=null"
+    )  # bounded waits, no client retries: a Redis outage is a quick 503
+
+
+def test_redis_connection_string_settings_win(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("redis")
+    monkeypatch.setenv("FEAST_REGISTRY_PATH", str(tmp_path / "registry.db"))
+    monkeypatch.setenv("REDIS_CONNECTION_STRING", "redis:6379,db=1,socket_timeout=7")
     store = feature_store(REPO, CLUSTER_YAML)
-    assert store.config.online_store.connection_string == "redis-master.mlplatform:6379"
+    assert store.config.online_store.connection_string == (
+        "redis:6379,db=1,socket_timeout=7,socket_connect_timeout=1.0,retry=null"
+    )
 
 
 def test_missing_store_yaml_is_a_clear_error(tmp_path: Path) -> None:

@@ -14,7 +14,15 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from tests.support.router import MODEL, body, register, router_config, running, stand_in
+from tests.support.router import (
+    MODEL,
+    body,
+    cloud_event,
+    register,
+    router_config,
+    running,
+    stand_in,
+)
 
 from mlplatform.config import RegistryConfig, RolloutConfig, ServeConfig
 from mlplatform.errors import TrafficError
@@ -22,7 +30,7 @@ from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry
 from mlplatform.serving import sink
 from mlplatform.serving.payloads import EXPLAINER_HEADER, EXPLAINER_TRAFFIC, PayloadStore
 from mlplatform.serving.rollout import RolloutController
-from mlplatform.serving.router import RouterSettings, create_app
+from mlplatform.serving.router import RouterSettings, create_admin_app, create_app
 from mlplatform.serving.traffic import KServeBackend, LocalRouterBackend
 
 pytestmark = pytest.mark.slow
@@ -81,22 +89,22 @@ class Traffic:
 
 
 @contextmanager
-def stack(tmp_path: Path, canary_fails: bool, version: str) -> Iterator[tuple[str, Any]]:
+def stack(tmp_path: Path, canary_fails: bool, version: str) -> Iterator[tuple[str, Any, str]]:
     """Stable + canary stand-ins behind a router (canary attached at 0%)."""
     with (
         running(stand_in(0.0, version="1")) as stable,
         running(stand_in(0.0, fail=canary_fails, version=version)) as canary,
     ):
         cfg = router_config(tmp_path, canary_percent=0)
-        app = create_app(cfg, RouterSettings(stable, canary, canary_version=version))
-        with running(app) as url:
-            yield url, app.state.router
+        settings = RouterSettings(stable, canary, canary_version=version, admin_token="adm")
+        app = create_app(cfg, settings)
+        with running(app) as url, running(create_admin_app(app.state.router)) as admin:
+            yield url, app.state.router, admin
 
 
-def rollout(url: str, reg: Registry, lines: list[str]) -> Any:
-    ctl = RolloutController(
-        LocalRouterBackend(url), CFG, reg, MODEL, poll_seconds=0.05, progress=lines.append
-    )
+def rollout(admin: str, reg: Registry, lines: list[str]) -> Any:
+    backend = LocalRouterBackend(admin, token="adm")
+    ctl = RolloutController(backend, CFG, reg, MODEL, poll_seconds=0.05, progress=lines.append)
     return ctl.run()
 
 
@@ -106,8 +114,8 @@ def test_broken_canary_is_rolled_back_without_failing_clients(
     version = register(registry)
     registry.set_alias(MODEL, CHALLENGER, version)
     lines: list[str] = []
-    with stack(tmp_path, True, version) as (url, router), Traffic(url).running() as traffic:
-        result = rollout(url, registry, lines)
+    with stack(tmp_path, True, version) as (url, router, admin), Traffic(url).running() as traffic:
+        result = rollout(admin, registry, lines)
         time.sleep(0.2)  # traffic continues after the rollback
     assert result.outcome == "rolled_back" and "canary_error_rate" in result.reason
     assert traffic.failures == [] and traffic.sent > 100
@@ -127,9 +135,9 @@ def test_good_canary_is_promoted_step_by_step_without_failing_clients(
 ) -> None:
     version = register(registry)
     registry.set_alias(MODEL, CHALLENGER, version)
-    with stack(tmp_path, False, version) as (url, router), Traffic(url).running() as traffic:
+    with stack(tmp_path, False, version) as (url, router, admin), Traffic(url).running() as traffic:
         canary_url = router.routing.canary.url
-        result = rollout(url, registry, [])
+        result = rollout(admin, registry, [])
         time.sleep(0.2)
     assert result.outcome == "promoted", result.reason
     moves = [(i, d.action) for i, d in result.decisions if d.action != "wait"]
@@ -151,9 +159,9 @@ def test_a_canary_serving_another_version_is_refused_before_any_traffic_moves(
     registry.set_alias(MODEL, CHALLENGER, version)
     stale = str(int(version) - 1)  # the canary revision still serves an older version
     try:
-        with stack(tmp_path, False, stale) as (url, router):
+        with stack(tmp_path, False, stale) as (_, router, admin):
             with pytest.raises(TrafficError, match=f"does not serve the challenger v{version}"):
-                rollout(url, registry, [])
+                rollout(admin, registry, [])
             assert router.routing.canary_percent == 0 and router.routing.canary is not None
         assert registry.by_alias(MODEL, CHALLENGER).version == version  # type: ignore[union-attr]
         assert "rollback.at" not in registry.version(MODEL, version).tags
@@ -162,22 +170,6 @@ def test_a_canary_serving_another_version_is_refused_before_any_traffic_moves(
 
 
 # -- the cluster's payload sink and the KServe backend --------------------------------------
-def event(kind: str, rid: str, data: dict[str, Any], endpoint: str = "default") -> dict[str, Any]:
-    return {
-        "headers": {
-            "ce-id": rid,
-            "ce-type": f"org.kubeflow.serving.inference.{kind}",
-            "ce-source": "http://localhost:9081/",
-            "ce-specversion": "1.0",
-            "ce-inferenceservicename": MODEL,
-            "ce-endpoint": endpoint,
-            "ce-component": "predictor",
-            "content-type": "application/json",
-        },
-        "content": orjson.dumps(data),
-    }
-
-
 class FakeCustomObjectsApi:
     """The one InferenceService as the chart renders it during a canary of version 5 (the
     latest revision's predictor labelled ``endpoint: v5``), and the patches sent to it."""
@@ -206,25 +198,30 @@ def test_sink_merges_kserve_events_and_feeds_the_kserve_backend(tmp_path: Path) 
     request = {"instances": [[1.0, 2.0]]}
     response = {"predictions": [3.0], "model_version": "4"}
     app = sink.create_app(
-        ServeConfig(payload_store=f"sqlite:///{tmp_path}/sink.db", response_grace_seconds=0.3)
+        ServeConfig(payload_store=f"sqlite:///{tmp_path}/sink.db", response_grace_seconds=0.3),
+        task="regression",
+        feedback_token="fb",
     )
-    explainer = event("request", "x", request, "v4")
+    explainer = cloud_event("request", "x", request, "v4")
     explainer["headers"]["ce-metadata"] = orjson.dumps({EXPLAINER_HEADER: [EXPLAINER_TRAFFIC]})
     with running(app) as url, httpx.Client(base_url=url) as c:
         posts = [
-            event("request", "a", request, "v4"),
-            event("response", "a", response, "v4"),
-            event("response", "b", {**response, "model_version": "5"}, "v5"),  # out of order
-            event("request", "b", request, "v5"),
-            event("request", "c", request, "v5"),  # never answered: an error
+            cloud_event("request", "a", request, "v4"),
+            cloud_event("response", "a", response, "v4"),
+            cloud_event("response", "b", {**response, "model_version": "5"}, "v5"),  # out of order
+            cloud_event("request", "b", request, "v5"),
+            cloud_event("request", "c", request, "v5"),  # never answered: an error
         ]
         assert all(c.post("/", **p).status_code == 200 for p in posts)
         skipped = c.post("/", **explainer)
         assert skipped.status_code == 200 and skipped.json()["skipped"] == "x"
         assert c.post("/", json={"not": "an event"}).status_code == 400
         assert c.get("/healthz").json() == {"ok": True}
-        assert c.post("/v1/feedback", json={"request_id": "a", "label": 2.0}).status_code == 200
-        assert c.post("/v1/feedback", json={"request_id": "z", "label": 1}).status_code == 404
+        auth = {"Authorization": "Bearer fb"}
+        label = {"request_id": "a", "label": 2.0}
+        assert c.post("/v1/feedback", json=label, headers=auth).status_code == 200
+        unknown = {"request_id": "z", "label": 1}
+        assert c.post("/v1/feedback", json=unknown, headers=auth).status_code == 404
         time.sleep(0.4)
         api = FakeCustomObjectsApi()
         backend = KServeBackend("models", MODEL, api, url, since=0.0)

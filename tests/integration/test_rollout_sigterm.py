@@ -22,7 +22,8 @@ from tests.support.router import MODEL, ROOT, body, register, router_config, run
 from mlplatform.config import RegistryConfig
 from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry
 from mlplatform.serving.rollout_state import STATE_TAG
-from mlplatform.serving.router import RouterSettings, create_app
+from mlplatform.serving.router import RouterSettings, create_admin_app, create_app
+from mlplatform.serving.tokens import ADMIN_TOKEN_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +42,7 @@ def controller(config: Path, url: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*command, "--router-url", url, "--poll-seconds", "0.05"],
         cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", ADMIN_TOKEN_ENV: "adm"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -99,10 +100,15 @@ def test_sigterm_mid_rollout_then_restart_resumes_at_the_same_step(tmp_path: Pat
         running(stand_in(0.0, version="1")) as stable,
         running(stand_in(0.0, version=version)) as canary,
     ):
-        app = create_app(cfg, RouterSettings(stable, canary, canary_version=version))
+        settings = RouterSettings(stable, canary, canary_version=version, admin_token="adm")
+        app = create_app(cfg, settings)
         router = app.state.router
-        with running(app) as url, Clients(url) as clients:
-            first = controller(config, url)
+        with (
+            running(app) as url,
+            running(create_admin_app(router)) as admin,
+            Clients(url) as clients,
+        ):
+            first = controller(config, admin)
             clients.on.set()
             deadline = time.monotonic() + 60
             while router.routing.canary_percent != 50 and time.monotonic() < deadline:
@@ -120,7 +126,7 @@ def test_sigterm_mid_rollout_then_restart_resumes_at_the_same_step(tmp_path: Pat
             assert recorded["outcome"] is None
             assert "canary requests" in str(recorded["last_decision"])
 
-            second = controller(config, url)
+            second = controller(config, admin)
             clients.on.set()
             out, _ = second.communicate(timeout=120)
     assert second.returncode == 0, out

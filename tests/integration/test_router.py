@@ -16,9 +16,12 @@ import httpx
 import pytest
 from tests.support.router import MODEL, body, router_config, running, stand_in
 
-from mlplatform.serving.router import RouterSettings, create_app
+from mlplatform.serving.router import RouterSettings, create_admin_app, create_app
 
 pytestmark = pytest.mark.slow
+TOKENS = {"feedback_token": "feedback-secret", "admin_token": "admin-secret"}
+FEEDBACK = {"Authorization": "Bearer feedback-secret"}
+ADMIN = {"Authorization": "Bearer admin-secret"}
 
 
 @pytest.fixture(scope="module")
@@ -28,20 +31,25 @@ def upstreams() -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture()
-def router(tmp_path: Path, upstreams: tuple[str, str]) -> Iterator[tuple[str, Any]]:
+def router(tmp_path: Path, upstreams: tuple[str, str]) -> Iterator[tuple[str, Any, str]]:
+    """(client URL, the CanaryRouter, admin URL)."""
     cfg = router_config(tmp_path, canary_percent=30, max_body_bytes=4096, max_instances=20)
-    settings = RouterSettings(upstreams[0], upstreams[1], stable_version="1", canary_version="2")
+    settings = RouterSettings(
+        upstreams[0], upstreams[1], stable_version="1", canary_version="2", **TOKENS
+    )
     app = create_app(cfg, settings, rng=random.Random(7))
-    with running(app) as url:
-        yield url, app.state.router
+    with running(app) as url, running(create_admin_app(app.state.router)) as admin:
+        yield url, app.state.router, admin
 
 
 def predict(client: httpx.Client, url: str, **kw: Any) -> httpx.Response:
     return client.post(f"{url}/v1/models/{MODEL}:predict", **kw)
 
 
-def test_split_matches_percentage_and_every_request_is_logged(router: tuple[str, Any]) -> None:
-    url, state = router
+def test_split_matches_percentage_and_every_request_is_logged(
+    router: tuple[str, Any, str],
+) -> None:
+    url, state, admin = router
     n = 2000
 
     def send(chunk: range) -> list[tuple[str, str, float]]:
@@ -64,30 +72,31 @@ def test_split_matches_percentage_and_every_request_is_logged(router: tuple[str,
     assert len(logged) == n and set(logged.index) == {rid for rid, _, _ in seen}
     assert all(logged.loc[rid, "variant"] == v for rid, v, _ in seen)
     assert set(logged["model_version"]) == {"1", "2"}
-    stats = httpx.get(f"{url}/admin/stats").json()
+    stats = httpx.get(f"{admin}/admin/stats", headers=ADMIN).json()
     assert stats["canary"]["requests"] == canary and stats["stable"]["requests"] == n - canary
     assert stats["canary"]["predictions"][:3] == [2.0, 2.0, 2.0]
 
 
-def test_pin_header_and_client_request_id(router: tuple[str, Any]) -> None:
-    url, _ = router
+def test_pin_header_with_the_admin_token_and_router_issued_ids(
+    router: tuple[str, Any, str],
+) -> None:
+    url, _, _ = router
     with httpx.Client() as c:
         for variant, version in (("canary", "2"), ("stable", "1")):
             for _ in range(20):
                 rid = str(uuid.uuid4())
-                headers = {"x-mlplatform-variant": variant, "x-request-id": rid}
+                headers = {"x-mlplatform-variant": variant, "x-request-id": rid, **ADMIN}
                 r = predict(c, url, json=body(), headers=headers)
                 assert r.status_code == 200
                 assert r.headers["x-mlplatform-variant"] == variant
-                assert (r.headers["x-request-id"], r.headers["x-model-version"]) == (rid, version)
-        bad = predict(c, url, json=body(), headers={"x-mlplatform-variant": "blue"})
+                assert r.headers["x-model-version"] == version
+                assert r.headers["x-request-id"] != rid  # the router issues the id
+        bad = predict(c, url, json=body(), headers={"x-mlplatform-variant": "blue", **ADMIN})
         assert bad.status_code == 400 and "stable' or 'canary" in bad.json()["error"]
-        again = predict(c, url, json=body(), headers={"x-request-id": rid})
-        assert again.status_code == 409 and "already" in again.json()["error"]
 
 
-def test_v2_infer_and_metadata(router: tuple[str, Any]) -> None:
-    url, state = router
+def test_v2_infer_and_metadata(router: tuple[str, Any, str]) -> None:
+    url, state, _ = router
     tensor = {"name": "x", "shape": [3, 2], "datatype": "FP64", "data": [1, 2, 3, 4, 5, 6]}
     r = httpx.post(f"{url}/v2/models/{MODEL}/infer", json={"inputs": [tensor]})
     assert r.status_code == 200 and r.json()["outputs"][0]["shape"] == [3]
@@ -100,27 +109,29 @@ def test_v2_infer_and_metadata(router: tuple[str, Any]) -> None:
     assert httpx.get(f"{url}/healthz").json()["ok"] is True
 
 
-def test_feedback_attaches_ground_truth(router: tuple[str, Any]) -> None:
-    url, state = router
-    with httpx.Client() as c:
-        pinned = {"x-mlplatform-variant": "stable"}
+def test_feedback_attaches_ground_truth(router: tuple[str, Any, str]) -> None:
+    url, state, admin = router
+    with httpx.Client(headers=FEEDBACK) as c:
+        pinned = {"x-mlplatform-variant": "stable", **ADMIN}
         ids = [predict(c, url, json=body(2), headers=pinned).headers["x-request-id"]
                for _ in range(3)]  # fmt: skip
         one = c.post(f"{url}/v1/feedback", json={"request_id": ids[0], "label": [1.0, 1.0]})
-        assert one.json() == {"accepted": 1}
+        assert one.json() == {"accepted": 1, "stored": 1}
         many = [{"request_id": i, "label": [0.0, 0.0]} for i in ids[1:]]
-        assert c.post(f"{url}/v1/feedback", json=many).json() == {"accepted": 2}
+        assert c.post(f"{url}/v1/feedback", json=many).json() == {"accepted": 2, "stored": 2}
         unknown = c.post(f"{url}/v1/feedback", json={"request_id": "nope", "label": 1})
         assert unknown.status_code == 404 and unknown.json()["unknown"] == ["nope"]
         assert "not in the payload log" in unknown.json()["error"]
         assert c.post(f"{url}/v1/feedback", json={"label": 1}).status_code == 400
     w = state.store.window(0, time.time() + 1)
     assert w.set_index("request_id").loc[ids[0], "label"].tolist() == [1.0, 1.0]
-    assert httpx.get(f"{url}/admin/stats").json()["stable"]["labelled"] == 6
+    assert httpx.get(f"{admin}/admin/stats", headers=ADMIN).json()["stable"]["labelled"] == 6
 
 
-def test_bad_requests_get_reasons_and_the_router_keeps_serving(router: tuple[str, Any]) -> None:
-    url, state = router
+def test_bad_requests_get_reasons_and_the_router_keeps_serving(
+    router: tuple[str, Any, str],
+) -> None:
+    url, state, _ = router
     path = f"{url}/v1/models/{MODEL}:predict"
     cases = [
         (httpx.post(path, content=b"{not json"), 400, "malformed JSON"),
@@ -145,20 +156,21 @@ def test_unreachable_upstream_is_a_503_counted_against_its_variant(tmp_path: Pat
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # bound, never listening
-        with running(create_app(router_config(tmp_path), RouterSettings(dead))) as url:
+        app = create_app(router_config(tmp_path), RouterSettings(dead, **TOKENS))
+        with running(app) as url, running(create_admin_app(app.state.router)) as admin:
             r = httpx.post(f"{url}/v1/models/{MODEL}:predict", json=body())
             assert r.status_code == 503 and "unavailable" in r.json()["error"]
-            stats = httpx.get(f"{url}/admin/stats").json()["stable"]
+            stats = httpx.get(f"{admin}/admin/stats", headers=ADMIN).json()["stable"]
             assert (stats["requests"], stats["errors"]) == (1, 1)
-            metrics = httpx.get(f"{url}/metrics").text
+            metrics = httpx.get(f"{admin}/metrics").text  # no token: read-only counters
             assert 'errors_total{variant="stable"} 1.0' in metrics
             assert 'requests_total{status="503",variant="stable"} 1.0' in metrics
             assert "request_latency_seconds_bucket" in metrics
 
 
-def test_admin_endpoints(router: tuple[str, Any], upstreams: tuple[str, str]) -> None:
-    url, _ = router
-    with httpx.Client(base_url=url) as c:
+def test_admin_endpoints(router: tuple[str, Any, str], upstreams: tuple[str, str]) -> None:
+    url, _, admin = router
+    with httpx.Client(base_url=admin, headers=ADMIN) as c:
         bad = c.put("/admin/traffic", json={"canary_percent": 101})
         assert bad.status_code == 400
         assert bad.json()["error"] == "canary_percent must be an integer in 0..100, got 101"
@@ -171,7 +183,7 @@ def test_admin_endpoints(router: tuple[str, Any], upstreams: tuple[str, str]) ->
         assert c.post("/admin/rollback").json()["drained"] is True
         assert c.get("/admin/stats").json()["canary"] is None
         assert c.put("/admin/traffic", json={"canary_percent": 5}).status_code == 409
-        pinned = predict(c, url, json=body(), headers={"x-mlplatform-variant": "canary"})
+        pinned = predict(c, url, json=body(), headers={"x-mlplatform-variant": "canary", **ADMIN})
         assert pinned.status_code == 409
         assert c.post("/admin/promote").status_code == 409
         attach = {"url": upstreams[1], "version": "2", "canary_percent": 100}
@@ -183,8 +195,8 @@ def test_admin_endpoints(router: tuple[str, Any], upstreams: tuple[str, str]) ->
         assert predict(c, url, json=body()).headers["x-mlplatform-variant"] == "stable"
 
 
-def test_load_four_clients_no_errors_no_missing_rows(router: tuple[str, Any]) -> None:
-    url, state = router
+def test_load_four_clients_no_errors_no_missing_rows(router: tuple[str, Any, str]) -> None:
+    url, state, _ = router
     stop = time.monotonic() + 10
 
     def client(k: int) -> tuple[list[str], int]:

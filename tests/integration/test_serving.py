@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from tests.support.servers import free_port, post, setup_model, start, write_config
@@ -55,19 +56,68 @@ def test_v1_predict_matches_the_model(credit: dict) -> None:
     assert body["model_version"] == "1"
 
 
-def test_open_inference_protocol_with_tritonclient(credit: dict) -> None:
+@pytest.fixture(scope="module")
+def router_url(credit: dict) -> Iterator[str]:
+    """The canary router (what clients call) in front of the real predictor."""
+    from tests.support.router import running
+
+    from mlplatform.serving.router import RouterSettings, create_app
+
+    cfg = credit["cfg"].with_overrides(
+        serve={"payload_store": f"sqlite:///{credit['tmp']}/router-payloads.db"}
+    )
+    stable = f"http://127.0.0.1:{credit['ports']['pred']}"
+    settings = RouterSettings(stable, feedback_token="f", admin_token="a")
+    with running(create_app(cfg, settings)) as url:
+        yield url
+
+
+@pytest.mark.parametrize("via", ["predictor", "router"])
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_open_inference_protocol_with_tritonclient(
+    credit: dict, router_url: str, binary: bool, via: str
+) -> None:
+    """tritonclient's two modes, against the predictor and through the router unchanged: the
+    binary tensor extension, and tensors in a JSON body sent without a content type."""
     import tritonclient.http as triton
 
-    client = triton.InferenceServerClient(url=f"127.0.0.1:{credit['ports']['pred']}")
+    where = f"127.0.0.1:{credit['ports']['pred']}" if via == "predictor" else router_url[7:]
+    client = triton.InferenceServerClient(url=where)
     assert client.is_server_ready() and client.is_model_ready("credit-risk")
     meta = client.get_model_metadata("credit-risk")
     assert [i["name"] for i in meta["inputs"]] == list(credit["model"].feature_names)
     rows = credit["data"][list(credit["model"].feature_names)].head(7).to_numpy(np.float64)
     tensor = triton.InferInput("input-0", list(rows.shape), "FP64")
-    tensor.set_data_from_numpy(rows, binary_data=True)  # OIP binary tensor extension
-    result = client.infer("credit-risk", [tensor])
+    tensor.set_data_from_numpy(rows, binary_data=binary)  # OIP binary tensor extension or not
+    output = triton.InferRequestedOutput("predictions", binary_data=binary)
+    result = client.infer("credit-risk", [tensor], outputs=[output])
     expected = credit["model"].predict(credit["data"].head(7))
     np.testing.assert_allclose(result.as_numpy("predictions"), expected, rtol=1e-12)
+
+
+def test_plain_curl_bodies_through_the_router(credit: dict, router_url: str) -> None:
+    """``curl -d`` sends application/x-www-form-urlencoded: v1 and v2 bodies still work."""
+    rows = credit["data"][list(credit["model"].feature_names)].head(3)
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    v1 = httpx.post(
+        f"{router_url}/v1/models/credit-risk:predict",
+        content=orjson.dumps({"instances": rows.values.tolist()}),
+        headers=form,
+    )
+    assert v1.status_code == 200, v1.text
+    v2_body = {
+        "inputs": [
+            {"name": "x", "shape": list(rows.shape), "datatype": "FP64",
+             "data": rows.to_numpy(np.float64).ravel().tolist()}
+        ]
+    }  # fmt: skip
+    v2 = httpx.post(
+        f"{router_url}/v2/models/credit-risk/infer", content=orjson.dumps(v2_body), headers=form
+    )
+    assert v2.status_code == 200, v2.text
+    expected = credit["model"].predict(credit["data"].head(3))
+    np.testing.assert_allclose(v1.json()["predictions"], expected, rtol=1e-12)
+    np.testing.assert_allclose(v2.json()["outputs"][0]["data"], expected, rtol=1e-12)
 
 
 BAD = [
@@ -92,10 +142,10 @@ def test_bad_input_is_a_400_with_the_reason_and_the_server_keeps_serving(
     assert ok.status_code == 200
 
 
-@pytest.mark.parametrize("server", ["pred", "tr"])
+@pytest.mark.parametrize("server", ["pred", "tr", "ex"])
 def test_every_server_caps_bodies_and_instances_with_413(credit: dict, server: str) -> None:
-    """serve.max_body_bytes (8 MB) and the row limit (serve.max_instances, 10,000; the
-    explainer's serve.explain_max_rows) on the predictor, the transformer and the explainer:
+    """serve.max_body_bytes (1 MB in this config) and the row limit (serve.max_instances,
+    10,000; the explainer's serve.explain_max_rows) on the predictor, transformer, explainer:
     a declared or a streamed (chunked) body over the cap and too many rows are 413 with the
     reason; the server keeps serving."""
     verb = "explain" if server == "ex" else "predict"
@@ -190,6 +240,7 @@ def test_serve_command_starts_everything_and_ctrl_c_leaves_no_orphans(credit: di
     cfg = credit["cfg"].with_overrides(
         serve={
             "router_port": free_port(),
+            "router_admin_port": free_port(),
             "stable_port": free_port(),
             "canary_port": free_port(),
             "transformer_port": free_port(),
@@ -297,7 +348,9 @@ def test_a_pinned_predictor_still_starts_after_its_alias_is_gone(credit: dict) -
 
 def test_explainer_marks_every_call_to_the_predictor_as_its_own_traffic(credit: dict) -> None:
     """On the cluster the predictor's logger forwards this header and the sink drops those
-    events: every neighbourhood batch must carry it, or explanations pollute the payload log."""
+    events: every call must carry it, or explanations pollute the payload log. (Here the
+    explainer serves the predictor's version, so it predicts in-process and calls only for its
+    version check; tests/integration/test_explainer_limits.py covers the HTTP fallback.)"""
     import http.server
     import threading
 
@@ -338,4 +391,4 @@ def test_explainer_marks_every_call_to_the_predictor_as_its_own_traffic(credit: 
         proc.terminate()
         proc.wait(10)
         server.shutdown()
-    assert len(seen) >= 2 and set(seen) == {EXPLAINER_TRAFFIC}
+    assert len(seen) >= 1 and set(seen) == {EXPLAINER_TRAFFIC}

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -103,3 +104,22 @@ def register(reg: Any, fidelity: float = 0.9) -> str:
     source = f"{reg.cfg.artifact_root}/model"
     mv = reg.client.create_model_version(MODEL, source, run_id=run.info.run_id)
     return str(mv.version)
+
+
+def cloud_event(
+    kind: str, rid: str, data: dict[str, Any], endpoint: str = "default"
+) -> dict[str, Any]:
+    """A KServe logger CloudEvent (``pkg/logger``) of the predictor, as the sink receives it."""
+    return {
+        "headers": {
+            "ce-id": rid,
+            "ce-type": f"org.kubeflow.serving.inference.{kind}",
+            "ce-source": "http://localhost:9081/",
+            "ce-specversion": "1.0",
+            "ce-inferenceservicename": MODEL,
+            "ce-endpoint": endpoint,
+            "ce-component": "predictor",
+            "content-type": "application/json",
+        },
+        "content": orjson.dumps(data),
+    }

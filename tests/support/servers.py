@@ -46,7 +46,8 @@ def setup_model(tmp: Path, name: str) -> tuple[PlatformConfig, Path, LinearModel
         explain={"num_samples": 500, "stability_seeds": 2, "coverage_samples": 1000},
         registry={"tracking_uri": f"sqlite:///{tmp}/mlflow.db", "artifact_root": str(tmp / "ml")},
         feature_store={"repo_dir": str(tmp / "feature_repo")},
-        serve={"payload_store": f"sqlite:///{tmp}/payloads.db"},
+        # 1 MB bodies at most: the cap tests send bodies just over it
+        serve={"payload_store": f"sqlite:///{tmp}/payloads.db", "max_body_bytes": 1_000_000},
     )
     model_path = train_job(cfg, generate_data(cfg)).files["model"]
     reg = Registry(cfg.registry)

@@ -154,7 +154,7 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
 
 
 #: Modules allowed over the size guideline because they only declare (fields, no logic).
-DECLARATIONS = {"config/sections.py"}
+DECLARATIONS = {"config/sections.py", "errors.py"}  # settings; error classes with statuses
 MAX_LINES = 300
 
 

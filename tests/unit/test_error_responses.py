@@ -22,7 +22,7 @@ from mlplatform.errors import (
     UnknownRequestError,
 )
 from mlplatform.serving import error_handler
-from mlplatform.serving.router import RouterSettings, create_app, error_reply
+from mlplatform.serving.router import RouterSettings, create_admin_app, create_app, error_reply
 
 #: One error of each kind and the status it must become (written out, not read from the class).
 KINDS = [
@@ -82,12 +82,15 @@ def _closed_port() -> int:
 def test_router_routes_answer_each_kind_with_its_status(tmp_path: Path) -> None:
     """Through the router's own routes: 400, 404, 409 and 503 (stable predictor down)."""
     stable = f"http://127.0.0.1:{_closed_port()}"
-    app = create_app(router_config(tmp_path), RouterSettings(stable))
-    with TestClient(app) as c:
-        bad = c.put("/admin/traffic", json={"canary_percent": 101})
+    settings = RouterSettings(stable, feedback_token="f", admin_token="a")
+    app = create_app(router_config(tmp_path), settings)
+    admin = TestClient(create_admin_app(app.state.router), headers={"Authorization": "Bearer a"})
+    with TestClient(app) as c, admin:
+        bad = admin.put("/admin/traffic", json={"canary_percent": 101})
         unknown = c.post("/v1/models/other:predict", json=body())
-        feedback = c.post("/v1/feedback", json={"request_id": "nope", "label": 1})
-        conflict = c.post("/admin/promote")
+        label = {"request_id": "nope", "label": 1}
+        feedback = c.post("/v1/feedback", json=label, headers={"Authorization": "Bearer f"})
+        conflict = admin.post("/admin/promote")
         down = c.post(f"/v1/models/{MODEL}:predict", json=body())
     assert bad.status_code == 400 and "canary_percent" in bad.json()["error"]
     assert unknown.status_code == 404 and "unknown model 'other'" in unknown.json()["error"]

@@ -32,6 +32,9 @@ EXPECTED_STATUS: dict[str, int] = {
     "PayloadWindowError": 400,
     "RequestError": 400,
     "EventError": 400,
+    # 401
+    "UnauthorizedError": 401,
+    "TokenError": 401,
     # 404
     "NotFoundError": 404,
     "UnknownModelError": 404,
@@ -45,24 +48,32 @@ EXPECTED_STATUS: dict[str, int] = {
     # 409
     "ConflictError": 409,
     "DuplicateRequestError": 409,
+    "LabelConflictError": 409,
     "TrafficError": 409,
     "AlertTransitionError": 409,
     # 413
     "TooLargeError": 413,
     "BodyTooLargeError": 413,
     "TooManyInstancesError": 413,
+    "TooManyRowsToExplainError": 413,
+    # 429
+    "TooManyRequestsError": 429,
+    "ExplainerBusyError": 429,
     # 503
     "UnavailableError": 503,
     "ModelNotLoadedError": 503,
     "FeatureRepoError": 503,
     "UpstreamError": 503,
+    "ExplainDeadlineError": 503,
     "RouterNotStartedError": 503,
     "StackError": 503,
     "StoreUnavailableError": 503,
+    "OnlineStoreUnavailableError": 503,
+    "RegistryUnavailableError": 503,
     # 500
-    "StorageError": 500,
-    "PayloadLogError": 500,
-    "AlertStoreError": 500,
+    "StorageError": 503,
+    "PayloadLogError": 503,
+    "AlertStoreError": 503,
     "WorkflowError": 500,
     "DivergenceError": 500,
     "GateFailedError": 500,
@@ -104,11 +115,13 @@ def test_every_error_states_its_status_and_when_it_is_raised() -> None:
 def test_kinds_group_the_errors() -> None:
     kinds = {
         errors.InvalidInputError: 400,
+        errors.UnauthorizedError: 401,
         errors.NotFoundError: 404,
         errors.ConflictError: 409,
         errors.TooLargeError: 413,
+        errors.TooManyRequestsError: 429,
         errors.UnavailableError: 503,
-        errors.StorageError: 500,
+        errors.StorageError: 503,
         errors.WorkflowError: 500,
     }
     for name, cls in _classes().items():

@@ -15,10 +15,10 @@ from tests.support.services import store_backends, store_database
 from typer.testing import CliRunner
 
 from mlplatform.cli import app
-from mlplatform.errors import ConfigError
+from mlplatform.errors import ConfigError, LabelConflictError
 from mlplatform.serving.payloads import PayloadRecord, PayloadStore, retention
 from mlplatform.serving.payloads import store as store_module
-from mlplatform.stores.schema import feedback
+from mlplatform.stores.schema import feedback, feedback_rejected
 
 T0 = 1_767_225_600.0
 HOUR = 3600.0
@@ -59,9 +59,15 @@ def test_requests_past_the_retention_go_with_their_labels(url: str, small_batche
     now = T0 + N * HOUR  # the newest request is an hour old
     with PayloadStore(url) as store:
         log_hours(store)
+        for rid in ("r000", "r099"):  # labelled already: a second label is refused, audited
+            with pytest.raises(LabelConflictError):
+                store.accept_feedback([(rid, 1234.0)])
         result = store.prune("m", now, retention_days=2.0, max_rows=None, keep_seconds=HOUR)
         kept = store.ids()
         labels = labelled(store)
+        with store.engine.connect() as conn:
+            refused = {r[0] for r in conn.execute(sa.select(feedback_rejected.c.request_id))}
+    assert refused == {"r099"}  # r000's refusal went with r000
     cutoff = now - 2 * 24 * HOUR
     expected = {f"r{i:03d}" for i in range(N) if T0 + i * HOUR >= cutoff}
     assert kept == expected | {"other"} and len(expected) == 48  # another model's: kept

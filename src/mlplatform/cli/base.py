@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 
 from mlplatform.errors import PlatformError
 from mlplatform.reporting.console import console, epoch_progress, err_console, print_metrics
@@ -44,10 +45,11 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except PlatformError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(2) from None
         except OSError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.strerror or exc}: {exc.filename or ''}")
+            text = escape(f"{exc.strerror or exc}: {exc.filename or ''}")
+            err_console.print(f"[bold red]error:[/] {text}", highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -43,6 +43,10 @@ def serve(
         console.print(table)
         name = cfg.model_name
         console.print(f"predict: POST {stack.url(cfg.serve.router_port)}/v1/models/{name}:predict")
+        console.print(
+            f"admin API: {stack.admin_url()}/admin/*; feedback and admin tokens: "
+            f"{cfg.artifacts_dir / 'tokens.json'} (or MLPLATFORM_FEEDBACK_TOKEN/_ADMIN_TOKEN)"
+        )
         stop.wait()
         console.print("stopping ...")
     console.print("stopped; no server left running")
@@ -68,7 +72,9 @@ def features_materialize(config: ConfigOpt = Path("configs/house-price.yaml")) -
 def rollout(
     config: ConfigOpt = Path("configs/house-price.yaml"),
     backend: Annotated[str, typer.Option(help="local (the router) or kserve.")] = "local",
-    router_url: Annotated[str | None, typer.Option(help="Default: serve.host:router_port.")] = None,
+    router_url: Annotated[
+        str | None, typer.Option(help="Router admin API. Default: 127.0.0.1:router_admin_port.")
+    ] = None,
     isvc: Annotated[str | None, typer.Option(help="InferenceService (kserve backend).")] = None,
     namespace: Annotated[str, typer.Option(help="Namespace (kserve backend).")] = "default",
     sink_url: Annotated[
@@ -82,12 +88,17 @@ def rollout(
     ] = 30,
 ) -> None:
     """Step the canary (rollout.steps), then promote it in MLflow or roll it back, with reasons."""
+    import os
+
     from mlplatform.serving import rollout as ro
+    from mlplatform.serving.tokens import ADMIN_TOKEN_ENV, local_tokens
 
     cfg = load_config(config)
     if backend == "local":
-        url = router_url or f"http://{cfg.serve.host}:{cfg.serve.router_port}"
+        url = router_url or f"http://127.0.0.1:{cfg.serve.router_admin_port}"
         args = ["--config", str(config), "--router-url", url]
+        admin = local_tokens(cfg.artifacts_dir).admin  # the token `mlplatform serve` gave it
+        os.environ.setdefault(ADMIN_TOKEN_ENV, admin)
     elif backend == "kserve":
         args = [
             "--config",

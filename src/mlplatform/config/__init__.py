@@ -3,7 +3,8 @@
 A config is a YAML file (``configs/*.yaml``) validated into :class:`PlatformConfig`,
 a frozen, strict pydantic model with one section per stage. Any field can be
 overridden from the environment with ``MLPLATFORM__<SECTION>__<FIELD>=value``
-(the value is parsed as YAML, so ``0.1``, ``true`` and ``[a, b]`` work).
+(the value is parsed as YAML, so ``0.1``, ``true`` and ``[a, b]`` work; a string field keeps
+the text as written, so an all-digit md5 stays a string).
 
 >>> cfg = load_config("configs/house-price.yaml", env={"MLPLATFORM__TRAIN__EPOCHS": "50"})
 >>> cfg.train.epochs

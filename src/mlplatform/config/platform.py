@@ -105,19 +105,25 @@ class PlatformConfig(_Strict):
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: ``source: section.field: message (got value)``."""
+    """One line per problem: ``source: section.field: message (got value)``; a single problem
+    stays on the header's line (what the CLI prints)."""
     lines = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+        shown = repr(err["input"])
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        got = f" (got {shown})" if err["type"] != "missing" and err["loc"] else ""
         lines.append(f"{source}: {where}: {err['msg']}{got}")
+    if len(lines) == 1:
+        return f"invalid configuration: {lines[0]}"
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
 def validate_config(raw: Any, source: str) -> PlatformConfig:
     if not isinstance(raw, dict):
         raise ConfigError(
-            f"{source}: expected a mapping at the top level, got {type(raw).__name__}"
+            f"{source}: expected a mapping at the top level, got "
+            + ("an empty document" if raw is None else type(raw).__name__)
         )
     try:
         return PlatformConfig.model_validate(raw)

@@ -204,6 +204,19 @@ class RegistryConfig(_Strict):
         "mlflow-artifacts:/mlplatform (proxied by the tracking server) or s3://bucket/path.",
     )
     experiment: str = Field(default="mlplatform", description="MLflow experiment name.")
+    request_timeout_s: int = Field(
+        default=10,
+        gt=0,
+        description="Seconds MLflow's client waits for the tracking server per request "
+        "(MLFLOW_HTTP_REQUEST_TIMEOUT); an outage fails in about (retries + 1) x this.",
+    )
+    request_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Retries of a failed request to the tracking server "
+        "(MLFLOW_HTTP_REQUEST_MAX_RETRIES; MLflow's own default, 7, waits minutes).",
+    )
 
 
 class FeatureStoreConfig(_Strict):
@@ -215,6 +228,13 @@ class FeatureStoreConfig(_Strict):
         description="feature_store YAML; None = <repo_dir>/feature_store.yaml (embedded). "
         "The cluster uses feature_store.cluster.yaml (Redis online store).",
     )
+    online_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Connect and read timeout of the Redis online store, in seconds (unless "
+        "its connection string sets socket_timeout); a lookup fails within a few times this.",
+    )
 
 
 class ServeConfig(_Strict):
@@ -224,6 +244,12 @@ class ServeConfig(_Strict):
 
     host: str = Field(default="127.0.0.1", description="Bind address of every local server.")
     router_port: int = Field(default=8080, ge=1, le=65535, description="Clients call this.")
+    router_admin_port: int = Field(
+        default=8090,
+        ge=1,
+        le=65535,
+        description="The router's admin API (/admin/*, /metrics; admin token), on loopback.",
+    )
     stable_port: int = Field(default=8081, ge=1, le=65535, description="Champion predictor.")
     canary_port: int = Field(default=8082, ge=1, le=65535, description="Challenger predictor.")
     transformer_port: int = Field(default=8083, ge=1, le=65535, description="Feast transformer.")
@@ -249,6 +275,12 @@ class ServeConfig(_Strict):
         gt=0,
         description="Router: recent predictions kept per variant for the rollout's shift test.",
     )
+    recent_predictions_max_bytes: int = Field(
+        default=32 * 2**20,
+        gt=0,
+        description="Router: bytes of recent predictions kept to score feedback by variant "
+        "(oldest dropped first).",
+    )
     drain_seconds: float = Field(
         default=30.0,
         ge=0,
@@ -272,6 +304,28 @@ class ServeConfig(_Strict):
         ge=0,
         description="Payload sink: a request with no logged response this long after it "
         "arrived counts as an error.",
+    )
+    explain_max_rows: int = Field(
+        default=100, gt=0, description="Explainer: rows per :explain request, at most (413 above)."
+    )
+    explain_max_concurrent: int = Field(
+        default=2,
+        gt=0,
+        description="Explainer: explanations computed at once per process; a request beyond "
+        "them is answered 429 with Retry-After, not queued.",
+    )
+    explain_deadline_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Explainer: an explanation still running this long after it started is "
+        "stopped (no more predictions) and answered 503 with the reason.",
+    )
+    explain_version_check_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Explainer: how long a check that the predictor serves the explainer's "
+        "model version holds; while it does, the explainer predicts in-process, else over "
+        "HTTP. 0 = check before every request.",
     )
 
 
@@ -361,6 +415,18 @@ class MonitorConfig(_Strict):
         default=3600.0,
         gt=0,
         description="A claimed alert whose claimer recorded no run within this is re-claimable.",
+    )
+    retrain_retry_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Retrain trigger: a run start that failed for a transient reason (a "
+        "dependency down) is retried after this, doubled after each failure.",
+    )
+    retrain_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Retrain trigger: starts tried per alert before it is marked 'failed' "
+        "(a permanent error marks it at once).",
     )
     alert_store: str = Field(
         default="sqlite:///artifacts/alerts.db",

@@ -27,15 +27,23 @@ from typing import Literal
 
 from mlplatform.errors import AlertTransitionError, WindowError
 
-AlertStatus = Literal["open", "claimed", "run_started", "resolved", "suppressed"]
-STATUSES: tuple[AlertStatus, ...] = ("open", "claimed", "run_started", "resolved", "suppressed")
+AlertStatus = Literal["open", "claimed", "run_started", "resolved", "suppressed", "failed"]
+STATUSES: tuple[AlertStatus, ...] = (
+    "open",
+    "claimed",
+    "run_started",
+    "resolved",
+    "suppressed",
+    "failed",
+)
 #: Allowed moves; ``claimed → claimed`` is a re-claim after the lease expired.
 TRANSITIONS: dict[AlertStatus, frozenset[AlertStatus]] = {
     "open": frozenset({"claimed"}),
-    "claimed": frozenset({"claimed", "run_started"}),
+    "claimed": frozenset({"claimed", "run_started", "failed"}),
     "run_started": frozenset({"resolved"}),
     "resolved": frozenset(),
     "suppressed": frozenset(),
+    "failed": frozenset(),  # the run could not be started: the error is recorded
 }
 
 

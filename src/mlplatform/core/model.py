@@ -141,24 +141,65 @@ class LinearModel:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LinearModel:
+    def from_dict(cls, d: Any) -> LinearModel:
+        """Inverse of :meth:`to_dict`; :class:`ModelNotLoadedError` naming what is wrong
+        (not an object, another format, a missing key, a bad value, mismatched shapes)."""
+        if not isinstance(d, dict):
+            raise ModelNotLoadedError(
+                f"not a {FORMAT} model: a JSON {_json_kind(d)}, not an object"
+            )
         if d.get("format") != FORMAT:
             raise ModelNotLoadedError(f"not a {FORMAT} model (format={d.get('format')!r})")
+        try:
+            model = cls._from_fields(d)
+        except KeyError as exc:
+            raise ModelNotLoadedError(f"{FORMAT} model lacks the key {exc}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ModelNotLoadedError(f"{FORMAT} model has a bad value: {exc}") from None
+        model._check_shapes()
+        return model
+
+    @classmethod
+    def _from_fields(cls, d: dict[str, Any]) -> LinearModel:
         return cls(
-            name=d["name"],
+            name=str(d["name"]),
             task=d["task"],
             scaler=FeatureScaler.from_dict(d["scaler"]),
-            target=TargetScaler(**d["target"]),
+            target=TargetScaler(float(d["target"]["mean"]), float(d["target"]["sd"])),
             weights=np.asarray(d["weights"], dtype=np.float64),
             bias=float(d["bias"]),
-            loss=d["loss"],
+            loss=str(d["loss"]),
             threshold=float(d["threshold"]),
-            units=dict(d.get("units", {})),
-            metadata=dict(d.get("metadata", {})),
+            units=dict(d.get("units") or {}),
+            metadata=dict(d.get("metadata") or {}),
             background=None
             if d.get("background") is None
             else np.asarray(d["background"], dtype=np.float64),
         )
+
+    def _check_shapes(self) -> None:
+        """Weights (n_design,), scaler vectors (n_numeric,), background (n, d), a known task."""
+        s = self.scaler
+        problems = []
+        if self.task not in ("regression", "classification"):
+            problems.append(f"task {self.task!r} is not regression or classification")
+        if sorted(s.order) != sorted(s.numeric + s.categorical):
+            problems.append("scaler order does not list each numeric and categorical once")
+        if missing := [c for c in s.categorical if c not in s.categories]:
+            problems.append(f"no categories for {missing}")
+        for name in ("offset", "scale", "data_min", "data_max"):
+            if getattr(s, name).shape != (len(s.numeric),):
+                shape = getattr(s, name).shape
+                problems.append(f"scaler.{name} has shape {shape}, expected ({len(s.numeric)},)")
+        if not problems and self.weights.shape != (len(s.design_names),):
+            problems.append(
+                f"weights have shape {self.weights.shape}, expected ({len(s.design_names)},)"
+            )
+        bg = self.background
+        if bg is not None and (bg.ndim != 2 or bg.shape[1] != len(s.order)):
+            problems.append(f"background has shape {bg.shape}, expected (n, {len(s.order)})")
+        if problems:
+            raise ModelNotLoadedError(f"{FORMAT} model is inconsistent: {'; '.join(problems)}")
 
     def save(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,9 +210,23 @@ class LinearModel:
 
     @classmethod
     def load(cls, path: Path) -> LinearModel:
+        """The model saved at ``path``; :class:`ModelNotLoadedError` (one line) if there is
+        none or the file is not a valid model (not UTF-8 JSON, not this format, bad shapes)."""
         try:
             return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
         except FileNotFoundError:
             raise ModelNotLoadedError(f"no model at {path}: train one first") from None
-        except (json.JSONDecodeError, KeyError) as exc:
+        except IsADirectoryError:
+            raise ModelNotLoadedError(f"{path} is a directory, not a model file") from None
+        except UnicodeDecodeError:
+            raise ModelNotLoadedError(f"{path} is not a valid model file: not UTF-8") from None
+        except json.JSONDecodeError as exc:
             raise ModelNotLoadedError(f"{path} is not a valid model file: {exc}") from None
+        except ModelNotLoadedError as exc:
+            raise ModelNotLoadedError(f"{path} is not a valid model file: {exc}") from None
+
+
+def _json_kind(value: object) -> str:
+    """JSON's name for a parsed value's type (list → array)."""
+    names = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)

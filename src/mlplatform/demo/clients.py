@@ -19,6 +19,7 @@ class Clients:
     rows: pd.DataFrame
     features: tuple[str, ...]
     target: str
+    feedback_token: str  # MLPLATFORM_FEEDBACK_TOKEN of the router (the stack's tokens)
     sent: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -36,7 +37,8 @@ class Clients:
             return
         if feedback:
             label = {"request_id": r.headers["x-request-id"], "label": float(row[self.target])}
-            c.post(f"{self.url}/v1/feedback", json=label).raise_for_status()
+            auth = {"Authorization": f"Bearer {self.feedback_token}"}
+            c.post(f"{self.url}/v1/feedback", json=label, headers=auth).raise_for_status()
 
     def background(self) -> tuple[threading.Event, threading.Thread]:
         """Keep sending (without labels) in a thread until the returned event is set."""

@@ -76,7 +76,8 @@ def _serve_and_watch(
     with stack:
         router = stack.url(cfg.serve.router_port)
         old = split_frame(cfg, pd.read_parquet(cfg.data_path)).test
-        traffic = Clients(router, cfg.model_name, old, cfg.feature_names, cfg.target)
+        token = stack.tokens.feedback
+        traffic = Clients(router, cfg.model_name, old, cfg.feature_names, cfg.target, token)
         t0 = now()
         traffic.send(150)
         t1 = now()
@@ -92,7 +93,7 @@ def _serve_and_watch(
         if alert is None:
             raise LoopError("the monitor did not detect the shifted inputs")
         v2 = _retrain(cfg, new_world, pipeline, base, say)
-        outcome = _canary(cfg, path, stack, router, traffic, v2, say)
+        outcome = _canary(cfg, path, stack, traffic, v2, say)
     return _finish(cfg, {"v1": v1, "v2": v2}, alert.alert_id, outcome, reports, traffic, say)
 
 
@@ -135,7 +136,6 @@ def _canary(
     cfg: PlatformConfig,
     path: Path,
     stack: LocalStack,
-    router: str,
     traffic: Clients,
     v2: str,
     say: Say,
@@ -164,11 +164,12 @@ def _canary(
         ),
     )
     stack.add(canary)
-    LocalRouterBackend(router).attach(stack.url(port), v2)
+    admin = LocalRouterBackend(stack.admin_url(), token=stack.tokens.admin)
+    admin.attach(stack.url(port), v2)
     stop, thread = traffic.background()
     try:
         result = RolloutController(
-            LocalRouterBackend(router),
+            admin,
             cfg.rollout,
             Registry(cfg.registry),
             cfg.model_name,

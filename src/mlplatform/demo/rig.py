@@ -19,7 +19,10 @@ def loop_config(work: Path, base: Path, rows: int = 3000) -> tuple[PlatformConfi
     """house-price with every path under ``work`` and free loopback ports; written as YAML."""
     (work / "feature_repo").mkdir(parents=True, exist_ok=True)
     shutil.copy(base / "feature_repo/feature_store.yaml", work / "feature_repo")
-    ports = ("router_port", "stable_port", "canary_port", "transformer_port", "explainer_port")
+    ports = (
+        *("router_port", "router_admin_port", "stable_port", "canary_port"),
+        *("transformer_port", "explainer_port"),
+    )
     cfg = load_config(base / "configs/house-price.yaml").with_overrides(
         artifacts_dir=str(work / "artifacts"),  # type: ignore[arg-type]
         data={"rows": rows, "data_dir": str(work / "data")},

@@ -13,7 +13,12 @@ from feast.online_response import OnlineResponse
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
 from mlplatform.config import PlatformConfig
-from mlplatform.errors import DataError, FeatureRepoError, UnknownEntityError
+from mlplatform.errors import (
+    DataError,
+    FeatureRepoError,
+    OnlineStoreUnavailableError,
+    UnknownEntityError,
+)
 from mlplatform.features.definitions import label_ref, service_name
 
 _UTC_NS = "datetime64[ns, UTC]"
@@ -77,18 +82,36 @@ def _events(cfg: PlatformConfig, entity_df: pd.DataFrame) -> pd.DataFrame:
 def online_rows(store: FeatureStore, cfg: PlatformConfig, entity_ids: list[int]) -> pd.DataFrame:
     """The latest materialized features of each id (one row per id, config column order).
 
-    Raises :class:`UnknownEntityError` naming every id the online store does not hold.
+    Raises :class:`UnknownEntityError` naming every id the online store does not hold, and
+    :class:`OnlineStoreUnavailableError` when the online store refuses or times out.
     """
     if not entity_ids:
         raise DataError(f"no {cfg.entity} given")
-    response = store.get_online_features(
-        features=feature_service(store, cfg),
-        entity_rows=[{cfg.entity: int(i)} for i in entity_ids],
-    )
+    service = feature_service(store, cfg)
+    try:
+        response = store.get_online_features(
+            features=service, entity_rows=[{cfg.entity: int(i)} for i in entity_ids]
+        )
+    except _outages() as exc:
+        kind = store.config.online_store.type
+        raise OnlineStoreUnavailableError(
+            f"online store ({kind}) unavailable: {' '.join(str(exc).split())}"
+        ) from None
     unknown = _unknown_ids(response, cfg, entity_ids)
     if unknown:
         raise UnknownEntityError(cfg.entity, unknown)
     return response.to_df()[[cfg.entity, *cfg.feature_names]]
+
+
+def _outages() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean the online store is down: connection refused, timed out (Redis,
+    when its client is installed; the embedded SQLite store has no network)."""
+    try:
+        from redis.exceptions import ConnectionError as RedisDown
+        from redis.exceptions import TimeoutError as RedisTimeout
+    except ImportError:  # pragma: no cover - the embedded install has no Redis client
+        return (TimeoutError, ConnectionError)
+    return (RedisDown, RedisTimeout, TimeoutError, ConnectionError)
 
 
 def _unknown_ids(response: OnlineResponse, cfg: PlatformConfig, entity_ids: list[int]) -> list[int]:

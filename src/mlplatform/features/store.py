@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 from feast import FeatureStore
@@ -26,11 +27,15 @@ DEFAULT_YAML = "feature_store.yaml"
 #: Start of a full materialization: every row up to ``end``, the latest per entity wins.
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
 _VAR = re.compile(r"\$\{(\w+)\}")
+#: Connect/read timeout of a Redis online store when no config says (seconds; the config's
+#: ``feature_store.online_timeout_s`` has the same default).
+ONLINE_TIMEOUT_S = 1.0
 
 
 def open_store(cfg: PlatformConfig) -> FeatureStore:
     """The feature store the config names (``feature_store.repo_dir`` and ``store_yaml``)."""
-    return feature_store(cfg.feature_store.repo_dir, cfg.feature_store.store_yaml)
+    fs = cfg.feature_store
+    return feature_store(fs.repo_dir, fs.store_yaml, online_timeout_s=fs.online_timeout_s)
 
 
 def refresh_online(cfg: PlatformConfig, end: datetime | None = None) -> FeatureStore:
@@ -42,11 +47,14 @@ def refresh_online(cfg: PlatformConfig, end: datetime | None = None) -> FeatureS
     return store
 
 
-def feature_store(repo_dir: Path, yaml_file: Path | None = None) -> FeatureStore:
+def feature_store(
+    repo_dir: Path, yaml_file: Path | None = None, *, online_timeout_s: float = ONLINE_TIMEOUT_S
+) -> FeatureStore:
     """A :class:`FeatureStore` set up by ``yaml_file`` (default ``repo_dir/feature_store.yaml``).
 
     Relative registry and SQLite paths in the YAML resolve against ``repo_dir``, so the committed
     YAML can serve a temporary repo. ``${VAR}`` in the YAML is read from the environment.
+    A Redis online store gets bounded waits (:func:`bounded_redis`).
     Nothing is created on disk until :func:`apply`.
     """
     path = yaml_file or repo_dir / DEFAULT_YAML
@@ -62,7 +70,27 @@ def feature_store(repo_dir: Path, yaml_file: Path | None = None) -> FeatureStore
     except FeastModuleImportError as exc:  # a store type whose client is not installed
         cause = str(exc.__cause__).splitlines()[0]
         raise FeatureRepoError(f"{path}: {exc}: {cause} (pip install 'feast[<store>]')") from None
+    if isinstance(config.online_config, dict) and config.online_config.get("type") == "redis":
+        bounded_redis(config.online_config, online_timeout_s)
     return FeatureStore(repo_path=str(repo_dir), config=config)
+
+
+def bounded_redis(online: dict[str, Any], timeout_s: float) -> None:
+    """Give a Redis online store's ``connection_string`` a connect and read timeout and no
+    client retries (redis-py's default, 10 retries, turns an outage into tens of seconds),
+    unless it sets them itself; a lookup against a Redis that is down then fails within about
+    twice ``timeout_s``, and the server answers 503.
+
+    >>> online = {"type": "redis", "connection_string": "redis:6379,db=0"}
+    >>> bounded_redis(online, 1.0); online["connection_string"]
+    'redis:6379,db=0,socket_connect_timeout=1.0,socket_timeout=1.0,retry=null'
+    """
+    text = str(online.get("connection_string", "localhost:6379"))
+    given = {part.split("=", 1)[0].strip() for part in text.split(",") if "=" in part}
+    extra = {"socket_connect_timeout": timeout_s, "socket_timeout": timeout_s, "retry": "null"}
+    online["connection_string"] = ",".join(
+        [text, *(f"{k}={v}" for k, v in extra.items() if k not in given)]
+    )
 
 
 def unset_variables(path: Path) -> list[str]:

@@ -32,6 +32,8 @@ class AlertRecord:
     run_started_at: float | None
     resolved_version: str | None
     resolved_at: float | None
+    failures: int = 0  # starts that failed (alerts_0002)
+    last_error: str | None = None
 
     @property
     def window(self) -> Window:

@@ -232,6 +232,41 @@ class AlertStore:
                 .values(status="run_started", run_id=run_id, run_started_at=self._now(now))
             )
 
+    def retry_later(
+        self, alert_id: int, owner: str, error: str, delay: float, now: float | None = None
+    ) -> bool:
+        """A start that failed for a transient reason: the alert stays ``claimed`` with its
+        lease ending ``delay`` seconds from now, so any trigger may claim it again then; one
+        more failure and the error are recorded. False if ``owner`` lost the claim."""
+        stmt = (
+            sa.update(alerts)
+            .where(A.alert_id == alert_id, A.status == "claimed", A.claim_owner == owner)
+            .values(
+                lease_expires=self._now(now) + delay,
+                failures=A.failures + 1,
+                last_error=error[:2000],
+            )
+            .returning(A.alert_id)
+        )
+        with self._write() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def fail(self, alert_id: int, owner: str, error: str) -> None:
+        """Close a claimed alert as ``failed`` with the error (a permanent reason, or the
+        retries ran out); :class:`AlertLeaseLostError` if ``owner`` does not hold it."""
+        with self._write() as conn:
+            alert = self._get(conn, alert_id, lock=True)
+            check_transition(alert.status, "failed")
+            if alert.claim_owner != owner:
+                raise AlertLeaseLostError(
+                    f"alert {alert_id} is claimed by {alert.claim_owner!r}, not {owner!r}"
+                )
+            conn.execute(
+                sa.update(alerts)
+                .where(A.alert_id == alert_id)
+                .values(status="failed", failures=A.failures + 1, last_error=error[:2000])
+            )
+
     def resolve(self, alert_id: int, model_version: str, now: float | None = None) -> None:
         """Close the alert with the model version its run produced (idempotent)."""
         with self._write() as conn:

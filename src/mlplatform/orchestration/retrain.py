@@ -15,6 +15,13 @@ Exactly once, even when the trigger re-runs, runs in several processes or pods a
   (alert ids are global to the alert store), so the trigger records that version instead of
   starting a second run (on the cluster, the KFP run has that name and is looked up by it).
 
+A start that fails is not parked: for a transient reason (a dependency down: an
+:class:`~mlplatform.errors.UnavailableError`, or the KFP API unreachable or answering 5xx) the
+claim's lease is cut to ``monitor.retrain_retry_seconds`` (doubled after each failure) so a
+later trigger run claims it again; for a permanent one (the pipeline failed, KFP refused the
+run), or after ``monitor.retrain_max_attempts`` starts, the alert is marked ``failed`` with the
+error. Both are recorded on the alert (``failures``, ``last_error``).
+
 The run id links the alert to the resulting model version's lineage (``mlplatform lineage``).
 """
 
@@ -32,7 +39,7 @@ from typing import Literal
 
 from mlplatform.config import PlatformConfig
 from mlplatform.config.sections import MonitorConfig, ServeConfig
-from mlplatform.errors import PlatformError
+from mlplatform.errors import PipelineRunError, PlatformError, UnavailableError, UpstreamError
 from mlplatform.monitoring.alert_store import AlertStore
 
 Backend = Literal["local", "kfp"]
@@ -43,7 +50,7 @@ Starter = Callable[[PlatformConfig, str], tuple[str, str | None]]
 @dataclass(frozen=True)
 class RetrainOutcome:
     alert_id: int
-    action: Literal["started", "recovered", "failed"]
+    action: Literal["started", "recovered", "retry", "failed"]
     run_id: str | None
     version: str | None
     message: str
@@ -99,19 +106,37 @@ def kfp_starter(host: str) -> Starter:
 
         from mlplatform.orchestration.training_pipeline import compiled_pipeline
 
-        client = kfp.Client(host=host)
-        found = client.list_runs(page_size=1, filter=_name_filter(trigger)).runs
-        if found:  # started before a crash: never a second run
-            return str(found[0].run_id), None
-        run = client.create_run_from_pipeline_package(
-            str(compiled_pipeline()),
-            arguments={"config_json": run_config(cfg).to_json(), "trigger": trigger},
-            run_name=trigger,
-            experiment_name=f"{cfg.model_name}-retrain",
-        )
+        with _kfp_errors(host):
+            client = kfp.Client(host=host)
+            found = client.list_runs(page_size=1, filter=_name_filter(trigger)).runs
+            if found:  # started before a crash: never a second run
+                return str(found[0].run_id), None
+            run = client.create_run_from_pipeline_package(
+                str(compiled_pipeline()),
+                arguments={"config_json": run_config(cfg).to_json(), "trigger": trigger},
+                run_name=trigger,
+                experiment_name=f"{cfg.model_name}-retrain",
+            )
         return str(run.run_id), None
 
     return start
+
+
+@contextmanager
+def _kfp_errors(host: str) -> Iterator[None]:
+    """The KFP client's errors as platform errors: a 4xx answer is permanent
+    (:class:`PipelineRunError`), anything else (unreachable, 5xx) transient
+    (:class:`UpstreamError`)."""
+    try:
+        yield
+    except PlatformError:
+        raise
+    except Exception as exc:  # kfp_server_api.ApiException, urllib3 and socket errors
+        status = getattr(exc, "status", None)
+        reason = f"KFP API {host}: {type(exc).__name__}: {str(exc).strip()[:500]}"
+        if isinstance(status, int) and 400 <= status < 500:
+            raise PipelineRunError(reason) from None
+        raise UpstreamError(reason) from None
 
 
 def _name_filter(name: str) -> str:
@@ -169,12 +194,42 @@ def _run_for(
         try:
             run_id, version = start(cfg, trigger)
         except PlatformError as exc:
-            store.record_run(alert_id, f"failed-{trigger}", owner)
-            return RetrainOutcome(alert_id, "failed", None, None, str(exc))
-        store.record_run(alert_id, run_id, owner)
+            error: PlatformError | None = exc
+        else:
+            error = None
+            store.record_run(alert_id, run_id, owner)
+    if error is not None:  # after the heartbeat stopped: it would extend the lease again
+        return _after_failed_start(cfg, store, alert_id, owner, error, now)
     if version is not None:
         store.resolve(alert_id, version)
     return RetrainOutcome(alert_id, "started", run_id, version, "run started")
+
+
+def _after_failed_start(
+    cfg: PlatformConfig,
+    store: AlertStore,
+    alert_id: int,
+    owner: str,
+    error: PlatformError,
+    now: float | None,
+) -> RetrainOutcome:
+    """Retry later (transient error, attempts left) or mark the alert failed."""
+    m = cfg.monitor
+    failures = store.get(alert_id).failures
+    reason = f"{type(error).__name__}: {error}"
+    if isinstance(error, UnavailableError) and failures + 1 < m.retrain_max_attempts:
+        delay = m.retrain_retry_seconds * 2**failures
+        if store.retry_later(alert_id, owner, reason, delay, now):
+            return RetrainOutcome(
+                alert_id,
+                "retry",
+                None,
+                None,
+                f"{reason} (attempt {failures + 1}, retry in {delay:.0f} s)",
+            )
+        return RetrainOutcome(alert_id, "failed", None, None, "claim taken over; no run")
+    store.fail(alert_id, owner, reason)
+    return RetrainOutcome(alert_id, "failed", None, None, reason)
 
 
 @contextmanager

@@ -27,6 +27,7 @@ import pandas as pd
 from mlplatform.config import RegistryConfig
 from mlplatform.core.model import LinearModel
 from mlplatform.errors import ModelVersionNotFoundError, ReferenceNotFoundError
+from mlplatform.registry.outage import bound_requests, reachable
 from mlplatform.stores.migrate import ALEMBIC_LOCK
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -74,9 +75,14 @@ class Registry:
         # which name the server's own S3 endpoint (the chart's short MinIO name, which pipeline
         # pods in the `kubeflow` namespace and a laptop behind a port-forward cannot resolve).
         os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+        bound_requests(cfg)  # a tracking server that is down: a quick RegistryUnavailableError
         self.mlflow = mlflow
-        with ALEMBIC_LOCK:  # a first client migrates MLflow's database with Alembic
+        with ALEMBIC_LOCK, self.reachable():  # a first client migrates MLflow's database
             self.client = MlflowClient(cfg.tracking_uri, cfg.tracking_uri)
+
+    def reachable(self) -> contextlib.AbstractContextManager[None]:
+        """MLflow's failures to reach this registry as :class:`RegistryUnavailableError`."""
+        return reachable(self.cfg)
 
     def experiment_id(self) -> str:
         exp = self.client.get_experiment_by_name(self.cfg.experiment)
@@ -133,16 +139,18 @@ class Registry:
         from mlflow.exceptions import MlflowException
 
         try:
-            self.client.get_registered_model(name)
-        except MlflowException:
+            with self.reachable():
+                self.client.get_registered_model(name)
+        except MlflowException:  # 4xx: no such model yet
             self.client.create_registered_model(name)
 
     def version(self, name: str, version: str) -> VersionInfo:
         from mlflow.exceptions import MlflowException
 
         try:
-            mv = self.client.get_model_version(name, version)
-        except MlflowException:
+            with self.reachable():
+                mv = self.client.get_model_version(name, version)
+        except MlflowException:  # 4xx: no such model or version
             raise ModelVersionNotFoundError(f"model {name!r} has no version {version}") from None
         created = datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC)
         return VersionInfo(
@@ -155,12 +163,14 @@ class Registry:
         )
 
     def by_alias(self, name: str, alias: str) -> VersionInfo | None:
-        """The version holding ``alias``, or None if no version holds it (or no such model)."""
+        """The version holding ``alias``, or None if no version holds it (or no such model);
+        :class:`RegistryUnavailableError` when the registry cannot say (down, timed out)."""
         from mlflow.exceptions import MlflowException
 
         try:
-            mv = self.client.get_model_version_by_alias(name, alias)
-        except MlflowException:
+            with self.reachable():
+                mv = self.client.get_model_version_by_alias(name, alias)
+        except MlflowException:  # 4xx: no such alias or model
             return None
         return self.version(name, str(mv.version))
 
@@ -176,11 +186,12 @@ class Registry:
     def delete_alias(self, name: str, alias: str) -> None:
         from mlflow.exceptions import MlflowException
 
-        with contextlib.suppress(MlflowException):
+        with contextlib.suppress(MlflowException), self.reachable():  # 4xx: already gone
             self.client.delete_registered_model_alias(name, alias)
 
     def run_metrics(self, run_id: str) -> dict[str, float]:
-        return dict(self.client.get_run(run_id).data.metrics)
+        with self.reachable():
+            return dict(self.client.get_run(run_id).data.metrics)
 
     def holder(self, name: str, alias: str) -> VersionInfo:
         """The version holding ``alias``; :class:`ModelVersionNotFoundError` if none does."""
@@ -201,7 +212,8 @@ class Registry:
         return self._load_uri(f"models:/{name}/{version}")
 
     def _load_uri(self, uri: str) -> LinearModel:
-        local = self.mlflow.artifacts.download_artifacts(uri)
+        with self.reachable():
+            local = self.mlflow.artifacts.download_artifacts(uri)
         return LinearModel.load(next(Path(local).rglob("model.json")))
 
     def reference(self, name: str, alias: str) -> pd.DataFrame:
@@ -209,17 +221,19 @@ class Registry:
         target of a seeded sample of its training split); :class:`ReferenceNotFoundError`
         when that version has none."""
         info = self.holder(name, alias)
-        listed = self.client.list_artifacts(info.run_id, REFERENCE_DIR)
+        with self.reachable():
+            listed = self.client.list_artifacts(info.run_id, REFERENCE_DIR)
         if not any(f.path == f"{REFERENCE_DIR}/{REFERENCE_FILE}" for f in listed):
             raise ReferenceNotFoundError(name, info.version)
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, self.reachable():
             local = self.mlflow.artifacts.download_artifacts(
                 run_id=info.run_id, artifact_path=f"{REFERENCE_DIR}/{REFERENCE_FILE}", dst_path=tmp
             )
             return pd.read_parquet(local)
 
     def versions(self, name: str) -> list[VersionInfo]:
-        found = self.client.search_model_versions(f"name = '{name}'")
+        with self.reachable():
+            found = self.client.search_model_versions(f"name = '{name}'")
         return sorted(
             (self.version(name, str(v.version)) for v in found), key=lambda v: int(v.version)
         )

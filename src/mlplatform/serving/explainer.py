@@ -1,68 +1,62 @@
-"""The explainer: LIME + Anchor + quality for each row, calling the predictor back over HTTP.
+"""The explainer: LIME + Anchor + quality for each row, with bounded cost per request.
 
     python -m mlplatform.serving explainer --config configs/credit-risk.yaml \\
         --model_name credit-risk --predictor_host 127.0.0.1:8081 --http_port 8084
 
-As in KServe's cluster layout, the explainer holds no model weights it predicts with: every
-neighbourhood sample is decoded back to raw feature rows and sent to the predictor in one
-``:predict`` call per batch (orjson bodies), marked as explainer traffic
-(:data:`~mlplatform.serving.payloads.EXPLAINER_HEADER`) so that no payload log counts it as
-user requests. The served model's scaler and background sample
-come from the registry, so explanations live in the same space as in training.
+It loads the served model from the registry (its scaler and background sample, so
+explanations live in the same space as in training) and predicts the neighbourhood samples
+in-process while the predictor at ``predictor_host`` serves that same version, over HTTP as
+KServe's explainers do otherwise (:mod:`.explain_predict`; every call marked as explainer
+traffic, never logged as user requests). Each request is bounded
+(:mod:`.explain_limits`): ``serve.explain_max_rows`` rows (413 above),
+``serve.explain_max_concurrent`` explanations at once per process (429 with ``Retry-After``
+above) and ``serve.explain_deadline_seconds`` of work (then stopped: 503).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
-import orjson
 from kserve import Model
 
-from mlplatform.config import PlatformConfig
+from mlplatform.config import ExplainConfig, PlatformConfig
 from mlplatform.core.explain import ExplainTarget, lime_explain_batch
 from mlplatform.core.explain.entry import explain_rows
 from mlplatform.core.explain.types import check_rows
 from mlplatform.core.model import LinearModel
 from mlplatform.core.training import explain_target
-from mlplatform.errors import ModelNotLoadedError, RequestError, UpstreamError
+from mlplatform.errors import ModelNotLoadedError, RequestError
+from mlplatform.serving.explain_limits import Budget, Gate, check_row_count
+from mlplatform.serving.explain_predict import (
+    PROBE_ROWS,
+    GuardedPredict,
+    RemotePredict,
+    VersionCheck,
+)
 from mlplatform.serving.inputs import as_json, encode, v1_frame
-from mlplatform.serving.payloads import EXPLAINER_HEADER, EXPLAINER_TRAFFIC
 from mlplatform.serving.process import base_parser, load_platform_config, serve
 
 FloatArray = np.ndarray
-MAX_ROWS = 100
+Work = Callable[[ExplainTarget, FloatArray], list[Any]]
+PROBE_TIMEOUT = 5.0
 
 
-class RemotePredict:
-    """``predict_fn(encoded) -> predictions`` that asks the predictor over HTTP (KServe v1)."""
+@dataclass(frozen=True)
+class Engines:
+    """What the explanations of one loaded model share: the target the engines see, its
+    guarded ``predict_fn`` and the check that decides where it predicts."""
 
-    def __init__(
-        self, base_url: str, name: str, model: LinearModel, chunk: int, timeout: float = 60
-    ) -> None:
-        self.url = f"{base_url.rstrip('/')}/v1/models/{name}:predict"
-        self.model, self.chunk = model, chunk
-        self.client = httpx.Client(timeout=timeout)
-
-    def __call__(self, encoded: FloatArray) -> FloatArray:
-        """One request per ``chunk`` rows (the predictor's per-request limit)."""
-        parts = [
-            self._post(encoded[i : i + self.chunk]) for i in range(0, len(encoded), self.chunk)
-        ]
-        return np.concatenate(parts) if parts else np.zeros(0)
-
-    def _post(self, encoded: FloatArray) -> FloatArray:
-        rows = self.model.scaler.decode(encoded).values.tolist()
-        body = orjson.dumps({"instances": rows}, option=orjson.OPT_SERIALIZE_NUMPY)
-        headers = {"content-type": "application/json", EXPLAINER_HEADER: EXPLAINER_TRAFFIC}
-        resp = self.client.post(self.url, content=body, headers=headers)
-        if resp.status_code != 200:
-            raise UpstreamError(f"predictor answered {resp.status_code}: {resp.text[:300]}")
-        return np.asarray(orjson.loads(resp.content)["predictions"], dtype=np.float64)
+    target: ExplainTarget
+    guarded: GuardedPredict
+    check: VersionCheck
 
 
 class Explainer(Model):  # type: ignore[misc]
@@ -73,57 +67,87 @@ class Explainer(Model):  # type: ignore[misc]
         self.cfg, self.predictor_url, self.model = cfg, predictor_url, model
         self.version = "local"
         self.ready = model is not None
-        self._target: ExplainTarget | None = None
+        self.gate = Gate(cfg.serve.explain_max_concurrent, cfg.serve.explain_deadline_seconds)
+        self._pool = ThreadPoolExecutor(cfg.serve.explain_max_concurrent, "explain")
+        self._engines: Engines | None = None
 
-    def target(self) -> ExplainTarget:
-        """The served model as the engines see it, built once per loaded model: predictions
-        from the predictor over HTTP (one client, keep-alive), the model's background."""
-        assert self.model is not None
-        if self._target is None:
-            chunk = self.cfg.serve.max_instances
-            remote = RemotePredict(self.predictor_url, self.name, self.model, chunk)
-            self._target = explain_target(self.cfg, self.model, predict_fn=remote)
-        return self._target
+    def engines(self) -> Engines:
+        """Built once per loaded model (one HTTP client, keep-alive; the target's caches)."""
+        model = self._model()
+        if self._engines is None:
+            serve = self.cfg.serve
+            remote = RemotePredict(self.predictor_url, self.name, model, serve.max_instances)
+            guarded = GuardedPredict(remote)
+            target = explain_target(self.cfg, model, predict_fn=guarded)
+            probe = target.background[:PROBE_ROWS]
+            check = VersionCheck(remote, self.version, probe, serve.explain_version_check_seconds)
+            self._engines = Engines(target, guarded, check)
+        return self._engines
 
     def load(self) -> bool:
         from mlplatform.registry.mlflow_registry import CHAMPION, Registry
 
         reg = Registry(self.cfg.registry)
         self.model = reg.load(self.name, CHAMPION)
-        self._target = None
+        self._engines = None
         info = reg.by_alias(self.name, CHAMPION)
         self.version = info.version if info else ""
         self.ready = True
         return True
 
-    async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    def _model(self) -> LinearModel:
         if self.model is None:
             raise ModelNotLoadedError(f"model {self.name!r} is not loaded")
+        return self.model
+
+    async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        model, limit = self._model(), self.cfg.serve.explain_max_rows
         payload = as_json(payload)
-        frame = v1_frame(payload, self.model, self.cfg.entity, MAX_ROWS)
-        kinds = payload.get("explainers", ["lime", "anchor"])
-        if kinds not in (["lime"], ["lime", "anchor"], ["anchor", "lime"]):
-            raise RequestError('"explainers" must be ["lime"] or ["lime", "anchor"]')
-        work = self._lime_only if kinds == ["lime"] else self._explain
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(None, work, encode(self.model, frame))
+        check_row_count(payload, limit)
+        frame = v1_frame(payload, model, self.cfg.entity, limit)
+        work = self._work(payload.get("explainers", ["lime", "anchor"]))
+        result = await self._run(work, encode(model, frame))
         return {
             "explanations": [r if isinstance(r, dict) else r.to_dict() for r in result],
             "model_name": self.name,
             "model_version": self.version,
         }
 
-    def _lime_only(self, encoded: FloatArray) -> list[Any]:
-        """LIME contributions alone: one predictor call for the whole batch."""
-        found = lime_explain_batch(
-            self.target(), encoded, self.cfg.explain, np.random.default_rng(0)
-        )
-        return [{"lime": e.to_dict()} for e in found]
+    def _work(self, kinds: Any) -> Work:
+        if kinds not in (["lime"], ["lime", "anchor"], ["anchor", "lime"]):
+            raise RequestError('"explainers" must be ["lime"] or ["lime", "anchor"]')
+        return partial(_lime_only if kinds == ["lime"] else _explain, self.cfg.explain)
 
-    def _explain(self, encoded: FloatArray) -> list[Any]:
-        target = self.target()
-        X = check_rows(encoded, target.space, self.cfg.explain)
-        return list(explain_rows(target, X, self.cfg.explain, np.random.default_rng(0)))
+    async def _run(self, work: Work, encoded: FloatArray) -> list[Any]:
+        """``work`` on a pool thread within one slot of the gate (429 when none is free). The
+        slot is given back when the thread is done, not when this coroutine is: a cancelled
+        request marks its budget so the work stops at its next prediction."""
+        budget = self.gate.enter()
+        future = self._pool.submit(self._within, budget, work, encoded)
+        future.add_done_callback(lambda _: self.gate.leave(budget))
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            budget.cancelled = True
+            raise
+
+    def _within(self, budget: Budget, work: Work, encoded: FloatArray) -> list[Any]:
+        engines = self.engines()
+        budget.in_process = engines.check.same(min(budget.remaining(), PROBE_TIMEOUT))
+        with engines.guarded.serving(budget):
+            return work(engines.target, encoded)
+
+
+def _lime_only(cfg: ExplainConfig, target: ExplainTarget, encoded: FloatArray) -> list[Any]:
+    """LIME contributions alone: one model call for the whole batch."""
+    found = lime_explain_batch(target, encoded, cfg, np.random.default_rng(0))
+    return [{"lime": e.to_dict()} for e in found]
+
+
+def _explain(cfg: ExplainConfig, target: ExplainTarget, encoded: FloatArray) -> list[Any]:
+    """LIME, Anchor and their quality for each row."""
+    X = check_rows(encoded, target.space, cfg)
+    return list(explain_rows(target, X, cfg, np.random.default_rng(0)))
 
 
 def main(argv: list[str] | None = None) -> None:

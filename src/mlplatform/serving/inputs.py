@@ -30,9 +30,7 @@ def check_count(n: int, limit: int) -> None:
     if n == 0:
         raise RequestError("no instances: send at least one row")
     if n > limit:
-        raise TooManyInstancesError(
-            f"{n} instances exceed serve.max_instances={limit} per request"
-        )
+        raise TooManyInstancesError(f"{n} instances exceed serve.max_instances={limit} per request")
 
 
 def entity_ids(rows: list[Any], entity: str) -> list[int] | None:

@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from mlplatform.core.rollout import VariantStats
 from mlplatform.serving.payloads import decode_predictions
+from mlplatform.serving.request_check import RequestCheck
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -100,20 +102,29 @@ def stats_from_json(doc: dict[str, Any]) -> VariantStats:
 
 
 class RecentPredictions:
-    """request id → (variant, generation, predictions) of the last ``capacity`` requests, so
-    that feedback arriving later can be scored against the variant that answered."""
+    """request id → (variant, generation, predictions) of recent requests, so that feedback
+    arriving later can be scored against the variant that answered. Bounded twice: at most
+    ``capacity`` requests and ``max_bytes`` of predictions (float64, 8 bytes each; a request
+    larger than the bound is not kept), the oldest evicted first."""
 
-    def __init__(self, capacity: int = 100_000) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, tuple[str, int, list[Any]]] = OrderedDict()
+    def __init__(self, capacity: int = 100_000, max_bytes: int = 32 * 2**20) -> None:
+        self.capacity, self.max_bytes, self.bytes = capacity, max_bytes, 0
+        self._items: OrderedDict[str, tuple[str, int, NDArray[np.float64]]] = OrderedDict()
 
     def add(self, request_id: str, variant: str, generation: int, preds: list[Any]) -> None:
-        self._items[request_id] = (variant, generation, preds)
-        if len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        values = np.asarray(as_numbers(preds), dtype=np.float64)
+        if values.nbytes > self.max_bytes:
+            return
+        old = self._items.pop(request_id, None)
+        self.bytes -= 0 if old is None else old[2].nbytes
+        self._items[request_id] = (variant, generation, values)
+        self.bytes += values.nbytes
+        while len(self._items) > self.capacity or self.bytes > self.max_bytes:
+            self.bytes -= self._items.popitem(last=False)[1][2].nbytes
 
-    def get(self, request_id: str) -> tuple[str, int, list[Any]] | None:
-        return self._items.get(request_id)
+    def get(self, request_id: str) -> tuple[str, int, list[float]] | None:
+        found = self._items.get(request_id)
+        return None if found is None else (found[0], found[1], found[2].tolist())
 
 
 class PrometheusMetrics:
@@ -141,6 +152,12 @@ class PrometheusMetrics:
             ["variant"],
             registry=self.registry,
         )
+        self.payload_log_failures = Counter(
+            "payload_log_failures",
+            "Requests answered 503 because the payload log could not store them (disk full, "
+            "store down): alert on any increase.",
+            registry=self.registry,
+        )
 
     def observe(self, variant: str, status: int, seconds: float, error: bool) -> None:
         self.requests.labels(variant=variant, status=str(status)).inc()
@@ -152,17 +169,25 @@ class PrometheusMetrics:
         return generate_latest(self.registry)
 
 
-def summarize(requests: pd.DataFrame, now: float, grace_seconds: float) -> dict[str, Any]:
+def summarize(
+    requests: pd.DataFrame, now: float, grace_seconds: float, check: RequestCheck | None = None
+) -> dict[str, Any]:
     """Per-variant JSON figures from payload-log rows (:meth:`PayloadStore.requests`).
 
-    A request is an error when its status is ≥ 500, or when it has no response
-    ``grace_seconds`` after it arrived (KServe's logger only sends responses with status
-    200). Requests younger than that without a response are not counted yet.
+    Errors are 5xx and timeouts, as on the router: a request is an error when its status is
+    ≥ 500, or when it has no response ``grace_seconds`` after it arrived (KServe's logger only
+    sends responses with status 200), unless ``check`` finds its body a client's mistake
+    (:mod:`.request_check`: a 4xx, counted as a request but not as an error). Requests younger
+    than that without a response are not counted yet.
     """
     out: dict[str, Any] = {}
     for variant, rows in requests.groupby(requests["variant"].fillna("unknown")):
         answered = rows["response"].notna() | rows["status"].notna()
-        settled = rows[answered | (rows["ts"] < now - grace_seconds)]
+        settled = rows[answered | (rows["ts"] < now - grace_seconds)].copy()
+        if check is not None:
+            silent = settled["status"].isna() & settled["response"].isna()
+            refused = [check.reason(body) is not None for body in settled["request"][silent]]
+            settled.loc[silent[silent].index[refused], "status"] = 400
         out[str(variant)] = _frame_figures(settled)
     return out
 

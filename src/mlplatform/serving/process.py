@@ -74,12 +74,13 @@ def serve(
     from kserve import ModelServer, model_server
     from kserve.model import PredictorConfig
 
-    from mlplatform.serving import body_limit, error_handler
+    from mlplatform.serving import body_limit, error_handler, oip
 
     config = PredictorConfig(predictor_host=predictor_host) if predictor_host else None
     quiet_request_logs()
     error_handler.install()  # platform errors → their HTTP status, on KServe's app
     body_limit.install(model_server.app, max_body_bytes)
+    oip.install(model_server.app)  # tritonclient's JSON mode, curl -d
     ModelServer(
         http_port=port,
         enable_grpc=False,

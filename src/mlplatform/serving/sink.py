@@ -23,7 +23,12 @@ batches, not user traffic: they are acknowledged and not stored.
 the rollout controller reads (:class:`~mlplatform.serving.traffic.KServeBackend`): requests
 logged with that endpoint are the canary, all others stable (without ``canary``, one section
 per endpoint as stored). A request without a response ``serve.response_grace_seconds`` after
-it arrived counts as an error. ``POST /v1/feedback`` attaches ground truth as on the router.
+it arrived counts as an error, unless its body is a client's mistake the predictor refused
+with a 4xx (:mod:`.request_check`, with the model's config beside the sink's): errors are 5xx
+and timeouts, as on the router. ``POST /v1/feedback`` attaches ground truth with the same rules
+as on the router: the feedback token (``MLPLATFORM_FEEDBACK_TOKEN``, from a Secret; without it
+feedback is closed), labels of the config's task, logged request ids only, first label wins
+(:mod:`mlplatform.serving.payloads.feedback`).
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +47,14 @@ import numpy as np
 import orjson
 import pandas as pd
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mlplatform.config import ServeConfig
+from mlplatform.config import ServeConfig, load_config
 from mlplatform.errors import EventError, PlatformError, RequestError
+from mlplatform.serving.body_limit import BodyLimit
 from mlplatform.serving.metrics import summarize
 from mlplatform.serving.payloads import (
     EXPLAINER_HEADER,
@@ -56,7 +64,9 @@ from mlplatform.serving.payloads import (
     decode_instances,
 )
 from mlplatform.serving.process import load_platform_config
+from mlplatform.serving.request_check import RequestCheck
 from mlplatform.serving.router import error_response, json_response, parse_feedback
+from mlplatform.serving.tokens import FEEDBACK_TOKEN_ENV, check_bearer, env_token
 
 REQUEST = "org.kubeflow.serving.inference.request"
 RESPONSE = "org.kubeflow.serving.inference.response"
@@ -143,8 +153,17 @@ def _json(text: str) -> Any:
         return None
 
 
-def create_app(serve: ServeConfig) -> Starlette:
-    """The sink as an ASGI app; the payload log (``serve.payload_store``) opens at startup."""
+def create_app(
+    serve: ServeConfig,
+    *,
+    task: str,
+    feedback_token: str | None,
+    checks: Callable[[str], RequestCheck | None] = lambda model: None,
+) -> Starlette:
+    """The sink as an ASGI app; the payload log (``serve.payload_store``) opens at startup.
+    Feedback labels are checked against ``task`` and need ``feedback_token`` (None: closed).
+    ``checks(model)`` tells a client's mistake from a server error in a request without a
+    response (:mod:`.request_check`; None: every such request is an error)."""
     state: dict[str, PayloadStore] = {}
 
     @asynccontextmanager
@@ -173,16 +192,20 @@ def create_app(serve: ServeConfig) -> Starlette:
             return error_response(RequestError("since must be a unix timestamp"))
         model, canary = request.query_params.get("model"), request.query_params.get("canary")
         rows = await asyncio.to_thread(state["store"].requests, since, now + 1, model)
-        figures = summarize(by_canary(rows, canary), now, serve.response_grace_seconds)
+        check = await asyncio.to_thread(checks, model) if model else None
+        grace = serve.response_grace_seconds
+        figures = summarize(by_canary(rows, canary), now, grace, check)
         return json_response(200, figures)
 
     async def feedback(request: Request) -> Response:
         try:
-            items = parse_feedback(await request.body())
-            await asyncio.to_thread(state["store"].add_feedback_many, items)
-        except PlatformError as exc:  # malformed (400), unknown request ids (404)
+            auth = request.headers.get("authorization")
+            check_bearer(auth, feedback_token, "feedback", FEEDBACK_TOKEN_ENV)
+            items = parse_feedback(await request.body(), task)
+            stored = await asyncio.to_thread(state["store"].accept_feedback, items)
+        except PlatformError as exc:  # token (401), label (400), unknown id (404), conflict (409)
             return error_response(exc)
-        return json_response(200, {"accepted": len(items)})
+        return json_response(200, {"accepted": len(items), "stored": len(stored)})
 
     async def healthz(request: Request) -> Response:
         return json_response(200, {"ok": True})
@@ -193,7 +216,24 @@ def create_app(serve: ServeConfig) -> Starlette:
         Route("/v1/feedback", feedback, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    limit = Middleware(BodyLimit, max_bytes=serve.max_body_bytes)  # 413 above
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[limit])
+
+
+def config_checks(folder: Path) -> Callable[[str], RequestCheck | None]:
+    """Each model's :class:`RequestCheck` from its config beside the sink's own
+    (``<folder>/<model>.yaml``, as the chart mounts them all); None for a model without one."""
+
+    @lru_cache(maxsize=64)
+    def check(model: str) -> RequestCheck | None:
+        path = folder / f"{model}.yaml"
+        if not path.is_file():
+            return None
+        cfg = load_config(path)
+        names, numeric = tuple(cfg.feature_names), tuple(cfg.numeric_features)
+        return RequestCheck(names, numeric, cfg.entity, cfg.serve.max_instances)
+
+    return check
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -204,7 +244,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="0.0.0.0", help="Bind address.")
     p.add_argument("--port", type=int, default=8080, help="Port.")
     args = p.parse_args(argv)
-    app = create_app(load_platform_config(args.config).serve)
+    cfg = load_platform_config(args.config)
+    token = env_token(FEEDBACK_TOKEN_ENV)
+    app = create_app(
+        cfg.serve, task=cfg.task, feedback_token=token, checks=config_checks(args.config.parent)
+    )
     uvicorn.run(app, host=args.host, port=args.port, access_log=False)
 
 

@@ -1,12 +1,14 @@
 """``mlplatform serve``: the whole local serving stack as child processes on loopback.
 
-    router :8080  →  stable predictor (champion) :8081
+    router :8080  →  stable predictor (champion) :8081      (admin API :8090, loopback)
                   →  canary predictor (challenger) :8082   (when the challenger differs)
     transformer :8083 (entity ids → Feast online features → router)
     explainer   :8084 (LIME/Anchor, calling the stable predictor over HTTP)
 
 Children die with the parent (Linux ``PR_SET_PDEATHSIG``), and :meth:`LocalStack.stop`
-terminates them in reverse order, so Ctrl-C leaves no orphan processes.
+terminates them in reverse order, so Ctrl-C leaves no orphan processes. The servers get the
+feedback and admin tokens of :func:`~mlplatform.serving.tokens.local_tokens` (the environment's,
+else ``<artifacts_dir>/tokens.json``), so feedback and the admin API are never open.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import httpx
 
 from mlplatform.config import PlatformConfig
 from mlplatform.errors import StackError
+from mlplatform.serving.tokens import Tokens, local_tokens
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -53,10 +56,20 @@ class LocalStack:
     canary: bool = True
     log_dir: Path = Path("artifacts/logs")
     versions: tuple[str | None, str | None] = (None, None)  # (stable, canary) registry versions
+    upstreams: tuple[str, ...] = ()  # more predictors the admin API may attach as the canary
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def url(self, port: int) -> str:
         return f"http://{self.cfg.serve.host}:{port}"
+
+    def admin_url(self) -> str:
+        """The router's admin port (:class:`~mlplatform.serving.traffic.LocalRouterBackend`)."""
+        return f"http://127.0.0.1:{self.cfg.serve.router_admin_port}"
+
+    @property
+    def tokens(self) -> Tokens:
+        """The feedback and admin tokens the servers of this stack hold."""
+        return local_tokens(self.cfg.artifacts_dir)
 
     def services(self) -> list[Service]:
         s, name, cfg = self.cfg.serve, self.cfg.model_name, str(self.config_path)
@@ -99,6 +112,9 @@ class LocalStack:
             cfg,
             "--port",
             str(s.router_port),
+            "--admin-port",
+            str(s.router_admin_port),
+            *(f"--upstream={u}" for u in (self.url(s.canary_port), *self.upstreams)),
             "--stable-url",
             self.url(s.stable_port),
             "--explainer-url",
@@ -168,7 +184,7 @@ class LocalStack:
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **self.tokens.env(), "PYTHONUNBUFFERED": "1"},
         )
 
     def _wait_ready(self, svc: Service, timeout: float) -> None:

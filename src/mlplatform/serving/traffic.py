@@ -24,6 +24,7 @@ from mlplatform.config import as_percent
 from mlplatform.core.rollout import VariantStats
 from mlplatform.errors import RequestError, TrafficError, UpstreamError
 from mlplatform.serving.metrics import stats_from_json
+from mlplatform.serving.tokens import ADMIN_TOKEN_ENV, bearer, env_token
 
 
 # -- the local router's routing table ------------------------------------------------------
@@ -133,15 +134,19 @@ def _stats_pair(doc: dict[str, Any]) -> tuple[VariantStats, VariantStats]:
 
 
 class LocalRouterBackend:
-    """Drives the local canary router through its admin endpoints."""
+    """Drives the local canary router through its admin port (``admin_url``, e.g.
+    ``http://127.0.0.1:8090``) with the admin token (default: ``MLPLATFORM_ADMIN_TOKEN``)."""
 
-    def __init__(self, router_url: str, client: httpx.Client | None = None) -> None:
-        self.url = router_url.rstrip("/")
+    def __init__(
+        self, admin_url: str, client: httpx.Client | None = None, token: str | None = None
+    ) -> None:
+        self.url = admin_url.rstrip("/")
         self.client = client or httpx.Client(timeout=60.0)
+        self.headers = bearer(token or env_token(ADMIN_TOKEN_ENV) or "")
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         try:
-            resp = self.client.request(method, self.url + path, json=body)
+            resp = self.client.request(method, self.url + path, json=body, headers=self.headers)
         except httpx.HTTPError as exc:
             raise UpstreamError(f"router {self.url} unreachable: {exc}") from None
         if resp.status_code >= 400:

@@ -5,19 +5,25 @@
 
 Training and serving share one set of feature definitions (the Michelangelo pattern): the
 rows the model sees online come from the same feature views it was trained on. Raw feature
-rows pass through unchanged; an unknown entity id is a 400 naming the id.
+rows pass through unchanged; an unknown entity id is a 400 naming the id. A feature store
+that cannot be opened (missing or invalid repo) or an online store that is down or slow is a
+503 with the reason: the transformer still starts, answers raw rows, and says why ids fail.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from kserve import Model
 
 from mlplatform.config import PlatformConfig
+from mlplatform.errors import FeatureRepoError, PlatformError
 from mlplatform.serving.inputs import Lookup, as_json, check_count, entity_ids
 from mlplatform.serving.process import base_parser, load_platform_config, serve
+
+logger = logging.getLogger("mlplatform.serving")
 
 
 class Transformer(Model):  # type: ignore[misc]
@@ -25,12 +31,17 @@ class Transformer(Model):  # type: ignore[misc]
         super().__init__(name)
         self.cfg = cfg
         self._lookup = lookup
+        self._store_error = "not opened"
 
     def load(self) -> bool:
         if self._lookup is None:
             from mlplatform.serving.features import online_lookup
 
-            self._lookup = online_lookup(self.cfg)
+            try:
+                self._lookup = online_lookup(self.cfg)
+            except PlatformError as exc:  # answered as a 503 on each request that needs it
+                self._store_error = str(exc)
+                logger.error("transformer %s: %s", self.name, exc)
         self.ready = True
         return True
 
@@ -42,9 +53,11 @@ class Transformer(Model):  # type: ignore[misc]
         rows = payload["instances"]
         check_count(len(rows), self.cfg.serve.max_instances)
         ids = entity_ids(rows, self.cfg.entity)
-        if ids is None or self._lookup is None:
+        if ids is None:
             return payload
-        frame = self._lookup(ids)  # unknown ids: UnknownEntityError (400)
+        if self._lookup is None:
+            raise FeatureRepoError(f"entity ids need the feature store: {self._store_error}")
+        frame = self._lookup(ids)  # unknown ids: 400; online store down or slow: 503
         return {"instances": frame[list(self.cfg.feature_names)].values.tolist()}
 
 

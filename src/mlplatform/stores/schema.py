@@ -56,8 +56,22 @@ feedback = sa.Table(
     sa.Column("label", sa.Text),
 )
 
+#: Feedback refused because its request already had another label (the first label wins):
+#: the attempt, when, and the label that was kept (``payloads_0004``). Never read by the monitor.
+feedback_rejected = sa.Table(
+    "feedback_rejected",
+    PAYLOADS,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.Text, nullable=False),
+    sa.Column("ts", Float64, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("kept_label", sa.Text, nullable=False),
+    sa.Index("feedback_rejected_request", "request_id"),
+    sqlite_autoincrement=True,
+)
+
 ALERTS = sa.MetaData()
-STATUSES = ("open", "claimed", "run_started", "resolved", "suppressed")
+STATUSES = ("open", "claimed", "run_started", "resolved", "suppressed", "failed")
 
 alerts = sa.Table(
     "alerts",
@@ -80,6 +94,8 @@ alerts = sa.Table(
     sa.Column("run_started_at", Float64),
     sa.Column("resolved_version", sa.Text),
     sa.Column("resolved_at", Float64),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),  # alerts_0002
+    sa.Column("last_error", sa.Text),  # alerts_0002
     sa.CheckConstraint(
         "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")", name="alerts_status_check"
     ),

@@ -22,7 +22,8 @@ predictions, categorical strings: :mod:`.compact`), so the monitor reads a windo
 without parsing JSON (``store.numeric_window(...)``, :mod:`.numeric`).
 
 Layout: :mod:`.records` (the row), :mod:`.statements` (the writes, per dialect),
-:mod:`.writer` (the group commit), :mod:`.store` (:class:`PayloadStore`), :mod:`.decode`
+:mod:`.writer` (the group commit), :mod:`.store` (:class:`PayloadStore`), :mod:`.feedback`
+(clients' labels: first label wins, refused ones audited), :mod:`.decode`
 (request/response bodies → instances, predictions and per-instance rows), :mod:`.compact`
 (the compact form written at ingestion) and :mod:`.numeric` (a window read back from it).
 """

@@ -1,7 +1,7 @@
 """Payload retention: the log keeps a model's requests for ``serve.payload_retention_days``
 and at most ``serve.payload_max_rows`` of them (``mlplatform payloads prune``, with the
 model's config; a daily CronJob per model on the cluster). A pruned request goes with its
-feedback.
+feedback, and with the labels refused for it (``feedback_rejected``).
 
 Rows go oldest first, in batches of :data:`BATCH` per transaction, so the sink's writers
 never wait long for a lock. A row-count cut keeps every row logged at the boundary's instant
@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mlplatform.stores.schema import feedback, payloads
+from mlplatform.stores.schema import feedback, feedback_rejected, payloads
 
 #: Requests deleted per transaction.
 BATCH = 5000
@@ -61,5 +61,6 @@ def delete_batch(conn: sa.Connection, model: str, cutoff: float) -> tuple[int, i
     if not chosen:
         return 0, 0
     labels = conn.execute(sa.delete(feedback).where(feedback.c.request_id.in_(chosen))).rowcount
+    conn.execute(sa.delete(feedback_rejected).where(feedback_rejected.c.request_id.in_(chosen)))
     done = conn.execute(sa.delete(payloads).where(payloads.c.request_id.in_(chosen))).rowcount
     return int(done), int(labels)

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 
 from mlplatform.serving.payloads.compact import FEATURE_COLUMNS, PREDICTION_COLUMN
 from mlplatform.stores import greatest, insert_for
-from mlplatform.stores.schema import feedback, payloads
+from mlplatform.stores.schema import feedback, feedback_rejected, payloads
 
 Half = Literal["request", "response"]
 REQUEST_FIELDS = (
@@ -30,6 +30,16 @@ RESPONSE_FIELDS = (
 
 #: One ``payloads`` row (a repeated request id is an IntegrityError).
 INSERT_PAYLOAD = sa.insert(payloads)
+#: One refused label (``request_id``, ``ts``, ``label``, ``kept_label``), for the audit.
+INSERT_REJECTED = sa.insert(feedback_rejected)
+#: The stored label (JSON text, or None) of each request among ``:ids``, its row locked until
+#: the transaction ends (PostgreSQL), so two writers cannot both store a first label.
+STORED_LABELS = (
+    sa.select(payloads.c.request_id, payloads.c.latest_label)
+    .where(payloads.c.request_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(payloads.c.request_id)
+    .with_for_update()
+)
 
 
 @cache

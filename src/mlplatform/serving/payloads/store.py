@@ -16,9 +16,15 @@ import orjson
 import pandas as pd
 import sqlalchemy as sa
 
-from mlplatform.errors import ConfigError, PayloadLogError, UnknownRequestError
+from mlplatform.errors import (
+    ConfigError,
+    LabelConflictError,
+    PayloadLogError,
+    UnknownRequestError,
+)
 from mlplatform.serving.payloads.compact import encode_half, encode_record
 from mlplatform.serving.payloads.decode import instance_rows
+from mlplatform.serving.payloads.feedback import accept_feedback
 from mlplatform.serving.payloads.numeric import numeric_frame, packed_block, row_blocks
 from mlplatform.serving.payloads.records import COLUMNS, PayloadRecord
 from mlplatform.serving.payloads.retention import (
@@ -110,6 +116,15 @@ class PayloadStore:
         params = encode_half(half, row)
         return self.write(upsert_half(self.dialect, half), params, row["request_id"], bulk)
 
+    def accept_feedback(self, items: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        """Clients' labels, first label wins (:mod:`.feedback`): the labels stored now; another
+        label is audited and a :class:`LabelConflictError`; an unknown id a 404, storing none."""
+        now, stmt = time.time(), upsert_feedback(self.dialect)
+        outcome = self.transaction(lambda conn: accept_feedback(conn, stmt, items, now)).result()
+        if outcome.rejected:
+            raise LabelConflictError(outcome.rejected)
+        return outcome.stored
+
     def prune(
         self,
         model: str,
@@ -145,7 +160,9 @@ class PayloadStore:
         self.add_feedback_many([(request_id, labels)])
 
     def add_feedback_many(self, items: Sequence[tuple[str, Any]]) -> None:
-        """Attach several labels at once: all are stored, or none if any id is unknown."""
+        """Attach several labels at once: all are stored, or none if any id is unknown. A
+        trusted, in-process write (tests, backfills): a newer label replaces the label the
+        monitor reads. Servers take clients' labels with :meth:`accept_feedback` instead."""
         now = time.time()
         stmt = upsert_feedback(self.dialect)
         self.transaction(lambda conn: _insert_feedback(conn, stmt, items, now)).result()

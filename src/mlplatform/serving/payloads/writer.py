@@ -70,7 +70,7 @@ def commit_batch(conn: sa.Connection, jobs: list[Job], where: str) -> None:
             if retryable(exc) and attempt < ATTEMPTS:
                 time.sleep(random.uniform(0, 0.005 * 2**attempt))  # let the other one finish
                 continue
-            error = PayloadLogError(f"payload log {where}: commit failed: {exc}")
+            error = PayloadLogError(f"payload log {where}: commit failed: {first_cause(exc)}")
             done = [(job, (False, error)) for job in jobs]
             break
     for job, (ok, value) in done:
@@ -151,9 +151,22 @@ def _in_savepoint(conn: sa.Connection, job: Job) -> Outcome:
     except sa.exc.SQLAlchemyError as exc:
         if retryable(exc):
             raise  # the whole batch runs again (commit_batch)
-        return False, PayloadLogError(f"payload log: write failed: {exc}")
+        return False, PayloadLogError(f"payload log: write failed: {first_cause(exc)}")
     except Exception as exc:  # the job's own error (e.g. UnknownRequestError), for its caller
         return False, exc
+
+
+def first_cause(exc: BaseException) -> str:
+    """The earliest database error behind ``exc``: a write that fails for want of space makes
+    SQLite roll the transaction back itself, so undoing the savepoint then fails too ("no such
+    savepoint") and would hide why."""
+    first, seen = exc, exc.__context__
+    while seen is not None:
+        if isinstance(seen, sa.exc.DBAPIError):
+            first = seen
+        seen = seen.__context__
+    orig = getattr(first, "orig", None) or first
+    return f"{type(orig).__name__}: {orig}"
 
 
 def _resolve(fut: Future[Any], ok: bool, value: Any) -> None:

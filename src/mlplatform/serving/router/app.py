@@ -1,4 +1,11 @@
-"""The router as an ASGI app: inference, metadata, feedback and admin routes."""
+"""The router as two ASGI apps: the client port (inference, metadata, feedback, health) and the
+admin port (``/admin/*`` with the admin token, ``/metrics``), bound to loopback by default.
+
+The admin API moves traffic, so it is not on the port clients reach: there ``/admin/*``
+answers 404. ``/metrics`` (read-only Prometheus counters, no token, for a scraper) is on the
+admin port too. ``PUT /admin/canary`` attaches only a known upstream
+(:meth:`CanaryRouter.attach`).
+"""
 
 from __future__ import annotations
 
@@ -40,6 +47,16 @@ async def _admin_body(request: Request) -> dict[str, Any]:
     return doc
 
 
+def _authorized(router: CanaryRouter, fn: Handler) -> Handler:
+    """``fn`` behind the admin token: 401 with the reason without it."""
+
+    async def handle(request: Request) -> Response:
+        router.check_admin(request)
+        return await fn(request)
+
+    return _guard(handle)
+
+
 def _admin_routes(router: CanaryRouter) -> list[Route]:
     async def stats(request: Request) -> Response:
         return json_response(200, router.stats())
@@ -69,33 +86,42 @@ def _admin_routes(router: CanaryRouter) -> list[Route]:
     async def rollback(request: Request) -> Response:
         return json_response(200, await router.rollback())
 
-    async def live(request: Request) -> Response:
-        return json_response(200, {"live": True})
+    def admin(fn: Handler) -> Handler:
+        return _authorized(router, fn)
 
+    return [
+        Route("/admin/stats", admin(stats), methods=["GET"]),
+        Route("/admin/traffic", admin(traffic), methods=["PUT"]),
+        Route("/admin/canary", admin(canary), methods=["PUT"]),
+        Route("/admin/promote", admin(promote), methods=["POST"]),
+        Route("/admin/rollback", admin(rollback), methods=["POST"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/healthz", _healthz(router), methods=["GET"]),
+    ]
+
+
+def _healthz(router: CanaryRouter) -> Handler:
     async def healthz(request: Request) -> Response:
         """The router itself is up (``/v2/health/ready`` asks the stable predictor)."""
         r = router.routing
         canary = r.canary.url if r.canary else None
         return json_response(200, {"ok": True, "stable": r.stable.url, "canary": canary})
 
-    return [
-        Route("/v1/feedback", _guard(router.feedback), methods=["POST"]),
-        Route("/admin/stats", stats, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/admin/traffic", _guard(traffic), methods=["PUT"]),
-        Route("/admin/canary", _guard(canary), methods=["PUT"]),
-        Route("/admin/promote", _guard(promote), methods=["POST"]),
-        Route("/admin/rollback", _guard(rollback), methods=["POST"]),
-        Route("/v2/health/live", live, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-    ]
+    return healthz
+
+
+def create_admin_app(router: CanaryRouter) -> Starlette:
+    """The admin port of ``router`` (the ``app.state.router`` of :func:`create_app`); it has no
+    lifespan of its own: the client app opens and closes the router."""
+    return Starlette(routes=_admin_routes(router))
 
 
 def create_app(
     cfg: PlatformConfig, settings: RouterSettings, rng: random.Random | None = None
 ) -> Starlette:
-    """The router for ``cfg`` (model name, ``serve`` section) with this process's upstreams,
-    as an ASGI app; the payload log and HTTP client open at startup."""
+    """The router's client port for ``cfg`` (model name, ``serve`` section) with this
+    process's upstreams, as an ASGI app; the payload log and HTTP client open at startup. Its
+    admin port is :func:`create_admin_app` of ``app.state.router``."""
     router = CanaryRouter(cfg, settings, rng)
 
     @asynccontextmanager
@@ -112,12 +138,17 @@ def create_app(
 
         return handle
 
+    async def live(request: Request) -> Response:
+        return json_response(200, {"live": True})
+
     metadata = _guard(router.metadata)
     routes = [
         Route("/v1/models/{name}:predict", inference("predict"), methods=["POST"]),
         Route("/v1/models/{name}:explain", inference("explain"), methods=["POST"]),
         Route("/v2/models/{name}/infer", inference("infer"), methods=["POST"]),
-        *_admin_routes(router),
+        Route("/v1/feedback", _guard(router.feedback), methods=["POST"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/healthz", _healthz(router), methods=["GET"]),
         Route("/v1/models/{name}", metadata, methods=["GET"]),
         Route("/v2/models/{name}", metadata, methods=["GET"]),
         Route("/v2/models/{name}/ready", metadata, methods=["GET"]),

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import httpx
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,10 +15,10 @@ from mlplatform.config import PlatformConfig
 from mlplatform.errors import (
     BodyTooLargeError,
     ExplainerNotConfiguredError,
+    PayloadLogError,
     PlatformError,
     RequestError,
     RouterNotStartedError,
-    TooManyInstancesError,
     TrafficError,
     UnknownModelError,
     UpstreamError,
@@ -33,19 +32,20 @@ from mlplatform.serving.metrics import (
 from mlplatform.serving.payloads import PayloadStore, decode_predictions
 from mlplatform.serving.router.messages import (
     FORWARDED_HEADERS,
+    INFERENCE_HEADER,
     VARIANT_HEADER,
     Call,
     Reply,
-    _count,
     _reason,
-    _request_id,
     _version,
+    count_instances,
     error_reply,
     error_response,
     json_response,
     parse_feedback,
 )
-from mlplatform.serving.router.settings import RouterSettings
+from mlplatform.serving.router.settings import RouterSettings, same_url
+from mlplatform.serving.tokens import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV, check_bearer
 from mlplatform.serving.traffic import Routing, Upstream, drain
 
 
@@ -60,6 +60,7 @@ class CanaryRouter:
         self, cfg: PlatformConfig, settings: RouterSettings, rng: random.Random | None = None
     ) -> None:
         self.model_name, self.serve, self.settings = cfg.model_name, cfg.serve, settings
+        self.task = cfg.task
         self.rng = rng or random.Random()
         stable = Upstream(settings.stable_url, settings.stable_version)
         self.routing = Routing(stable)
@@ -68,7 +69,7 @@ class CanaryRouter:
                 settings.canary_url, settings.canary_version, self.serve.canary_percent
             )
         self.prometheus = PrometheusMetrics()
-        self.recent = RecentPredictions()
+        self.recent = RecentPredictions(max_bytes=self.serve.recent_predictions_max_bytes)
         self.generation = 0
         self.variants = self._fresh_metrics()
         self._store: PayloadStore | None = None
@@ -104,9 +105,9 @@ class CanaryRouter:
     async def infer(self, request: Request, endpoint: str) -> Response:
         call = Call(request, endpoint)
         try:
-            call.rid = _request_id(request) or call.rid
             call.body = await self._read_body(request)
-            call.n = self._check_payload(request.path_params["name"], call.body, endpoint)
+            self._check_model(request.path_params["name"])
+            call.n = count_instances(call.json_part(), endpoint, self.serve.max_instances)
             pin = self._pin(request)
             if endpoint == "explain":
                 return await self._explain(call)
@@ -177,12 +178,15 @@ class CanaryRouter:
     ) -> Response:
         """Log the request durably, then answer with the router's headers."""
         headers = {"x-request-id": call.rid, "x-model-version": version or "unknown"}
+        if binary := reply.headers.get(INFERENCE_HEADER):  # OIP binary tensor extension
+            headers[INFERENCE_HEADER] = binary
         if variant is not None:
             headers[VARIANT_HEADER] = variant
         written = self.store.log_async(call.record(variant, version, reply))
         try:
             await asyncio.shield(asyncio.wrap_future(written))  # logged even if the client left
-        except PlatformError as exc:  # a repeated request id (409), a failed write (500)
+        except PlatformError as exc:  # a repeated id (409); disk full, store down (503, counted)
+            self.prometheus.payload_log_failures.inc(int(isinstance(exc, PayloadLogError)))
             return error_response(exc, headers)
         media = reply.headers.get("content-type", "application/json")
         return Response(reply.content, reply.status, headers, media_type=media)
@@ -207,24 +211,17 @@ class CanaryRouter:
             served = self.model_name
             raise UnknownModelError(f"unknown model {name!r}; this router serves {served!r}")
 
-    def _check_payload(self, name: str, body: bytes, endpoint: str) -> int:
-        """Model name, JSON shape and instance count; returns the number of instances."""
-        self._check_model(name)
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise RequestError(f"malformed JSON: {exc}") from None
-        key = "inputs" if endpoint == "infer" else "instances"
-        if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
-            raise RequestError(f'expected a JSON object with an "{key}" list')
-        n = _count(doc[key], endpoint)
-        if n > self.serve.max_instances:
-            limit = self.serve.max_instances
-            raise TooManyInstancesError(f"{n} instances exceed serve.max_instances={limit}")
-        return n
+    def check_admin(self, request: Request, what: str = "the admin API") -> None:
+        """The request carries the admin token (401 otherwise)."""
+        auth = request.headers.get("authorization")
+        check_bearer(auth, self.settings.admin_token, what, ADMIN_TOKEN_ENV)
 
     def _pin(self, request: Request) -> str | None:
+        """The variant the request pins, only with the admin token (else 401): a client
+        pinned to the canary would choose what the rollout measures."""
         pin = request.headers.get(VARIANT_HEADER)
+        if pin is not None:
+            self.check_admin(request, f"pinning a variant ({VARIANT_HEADER})")
         if pin is not None and pin not in ("stable", "canary"):
             raise RequestError(f"{VARIANT_HEADER} must be 'stable' or 'canary', got {pin!r}")
         if pin == "canary" and self.routing.canary is None:
@@ -233,13 +230,17 @@ class CanaryRouter:
 
     # -- feedback, metadata --------------------------------------------------------------
     async def feedback(self, request: Request) -> Response:
-        items = parse_feedback(await request.body())
-        await asyncio.to_thread(self.store.add_feedback_many, items)  # unknown ids: 404
-        for rid, label in items:
+        """Ground truth: token (401), labels of the task (400), ids this router logged (404),
+        first label wins (409 for another one, audited); see :mod:`.payloads.feedback`."""
+        auth = request.headers.get("authorization")
+        check_bearer(auth, self.settings.feedback_token, "feedback", FEEDBACK_TOKEN_ENV)
+        items = parse_feedback(await request.body(), self.task)
+        stored = await asyncio.to_thread(self.store.accept_feedback, items)
+        for rid, label in stored:
             seen = self.recent.get(rid)
             if seen is not None and seen[1] == self.generation:
                 self.variants[seen[0]].observe_labels(abs_errors(seen[2], label))
-        return json_response(200, {"accepted": len(items)})
+        return json_response(200, {"accepted": len(items), "stored": len(stored)})
 
     async def metadata(self, request: Request) -> Response:
         """Model metadata/readiness GETs, answered by the stable variant (or the pinned one)."""
@@ -264,6 +265,11 @@ class CanaryRouter:
         return doc
 
     def attach(self, url: str, version: str | None, percent: int) -> None:
+        """Attach the canary at ``url``: only a predictor this router was started with or told
+        of (``--upstream``), so the admin API cannot send traffic elsewhere (400)."""
+        known = self.settings.known_upstreams()
+        if same_url(url) not in known:
+            raise RequestError(f"{url!r} is not a known upstream of this router: {sorted(known)}")
         self._switch(self.routing.attached(url, version, percent))
 
     async def promote(self) -> dict[str, Any]:

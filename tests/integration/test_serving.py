@@ -191,6 +191,32 @@ def test_malformed_json_nan_and_unknown_model(credit: dict) -> None:
     assert missing.status_code == 404 and "nope" in missing.json()["error"]
 
 
+@pytest.mark.parametrize("value", [None, float("nan"), float("inf")], ids=["null", "nan", "inf"])
+def test_missing_and_non_finite_values_are_400_on_v1_and_v2(credit: dict, value: object) -> None:
+    """Valid JSON ``null``, and NaN/inf where the protocol can carry them (v2's binary tensor
+    extension), reach the model's check: a 400 naming the problem, never a 500."""
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    p = credit["ports"]
+    if value is None:
+        v1 = post(url(p, "pred", "/v1/models/credit-risk:predict"),
+                  json={"instances": [[40, None, 0.2, 0, 5]]})  # fmt: skip
+        assert v1.status_code == 400, v1.text
+        v2_body = {"inputs": [{"name": "x", "shape": [1, 5], "datatype": "FP64",
+                               "data": [40, None, 0.2, 0, 5]}]}  # fmt: skip
+        v2 = post(url(p, "pred", "/v2/models/credit-risk/infer"), json=v2_body)
+        assert v2.status_code == 400, v2.text
+        return
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{p['pred']}")
+    rows = np.array([[40, 2e7, 0.2, 0, 5]], dtype=np.float64)
+    rows[0, 1] = value
+    tensor = triton.InferInput("input-0", list(rows.shape), "FP64")
+    tensor.set_data_from_numpy(rows, binary_data=True)
+    with pytest.raises(InferenceServerException, match=r"\[400\]"):
+        client.infer("credit-risk", [tensor])
+
+
 def test_transformer_resolves_entity_ids_from_the_online_store(credit: dict) -> None:
     data = credit["data"]
     ids = [int(i) for i in data["applicant_id"].head(5)]

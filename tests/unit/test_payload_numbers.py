@@ -81,6 +81,14 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield u
 
 
+@pytest.fixture
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    """PostgreSQL only: SQLite reads every row one by one, in one transaction (no packed
+    blocks, no slices)."""
+    with store_database("postgresql", tmp_path) as u:
+        yield u
+
+
 def log_cases(store: PayloadStore) -> None:
     for i, (rid, (req, resp, _)) in enumerate(CASES.items()):
         n = len(json.loads(req)["instances"]) if req else None
@@ -338,15 +346,14 @@ def _read(store: PayloadStore, slices: int) -> pd.DataFrame:
     return numeric_frame([*blocks, *row_blocks(rows)], NAMES)
 
 
+@pytest.mark.services
 @pytest.mark.parametrize("slices", [1, 2, 3, 7])
 def test_a_window_read_in_packed_slices_is_the_window_read_row_by_row(
-    url: str, slices: int
+    pg_url: str, slices: int
 ) -> None:
     """The server's packed blocks (PostgreSQL) decode to exactly the frame of the rows read one
     by one, whatever the slicing."""
-    if not url.startswith("postgresql"):
-        pytest.skip("SQLite has no packed read: every row is read one by one")
-    with PayloadStore(url) as store:
+    with PayloadStore(pg_url) as store:
         log_cases(store)
         whole = _read(store, 0)
         parts = _read(store, slices)
@@ -354,17 +361,16 @@ def test_a_window_read_in_packed_slices_is_the_window_read_row_by_row(
     compare(parts, whole)
 
 
-def test_every_packed_column_lists_the_requests_in_one_order(url: str) -> None:
+@pytest.mark.services
+def test_every_packed_column_lists_the_requests_in_one_order(pg_url: str) -> None:
     """The i-th entry of each packed column of a block belongs to the same request: times,
     latencies and instance counts decoded from one block line up as they were logged, across
     several thousand requests of one block (a parallel scan or a per-aggregate order would
     mix them)."""
-    if not url.startswith("postgresql"):
-        pytest.skip("SQLite has no packed read")
     rng = np.random.default_rng(3)
     n = 3000
     ts = T0 + np.sort(rng.uniform(0, 60, n))
-    with PayloadStore(url) as store:
+    with PayloadStore(pg_url) as store:
         pending = []
         for i in rng.permutation(n):  # logged out of time order
             k = int(i % 3) + 1
@@ -391,12 +397,11 @@ def test_every_packed_column_lists_the_requests_in_one_order(url: str) -> None:
     assert np.array_equal(predictions, per_instance + at)
 
 
-def test_slices_on_postgresql_read_one_snapshot(url: str) -> None:
+@pytest.mark.services
+def test_slices_on_postgresql_read_one_snapshot(pg_url: str) -> None:
     """A row committed after the first slice's snapshot, inside a later slice's span, is not
     read: without the shared snapshot the later slice would see it."""
-    if not url.startswith("postgresql"):
-        pytest.skip("SQLite reads the slices in one transaction")
-    with PayloadStore(url) as store:
+    with PayloadStore(pg_url) as store:
         log_cases(store)
         before = len(_read(store, 0))
         mid = PayloadRecord(

@@ -176,9 +176,12 @@ def test_every_container_uses_the_one_image(spec: pipeline_spec_pb2.PipelineSpec
 
 
 def test_register_runs_only_when_the_gate_passed(spec: pipeline_spec_pb2.PipelineSpec) -> None:
+    """The whole condition, not a substring: a negated one (``!=``, ``== 'false'``, another
+    task's output) must fail here."""
     cond = spec.root.dag.tasks["condition-1"]
-    assert "gate" in cond.trigger_policy.condition
-    assert "true" in cond.trigger_policy.condition
+    gate = "inputs.parameter_values['pipelinechannel--gate-Output']"
+    assert cond.trigger_policy.condition == f"{gate} == 'true'"
+    assert "gate" in cond.dependent_tasks
     assert "register" in spec.components[cond.component_ref.name].dag.tasks
 
 

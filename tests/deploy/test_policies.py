@@ -122,14 +122,25 @@ def test_every_container_has_requests_and_limits(values_file: str) -> None:
 def test_every_serving_container_has_readiness_and_liveness_probes(values_file: str) -> None:
     """A container that exposes a port serves traffic and must say when it can; the ones
     without ports (jobs, the rollout controller) are judged by their exit code instead."""
-    served = 0
+    served = set()
     for where, _, c in all_containers(render(values_file)):
         if where.split(":")[1].startswith("initContainer") or not c.get("ports"):
             continue
-        served += 1
+        served.add(where.split(":")[0])
         assert "readinessProbe" in c and "livenessProbe" in c, where
         for probe in ("readinessProbe", "livenessProbe"):
-            assert c[probe].get("timeoutSeconds", 1) >= 1 and c[probe].get("periodSeconds"), where
+            timeout, period = c[probe].get("timeoutSeconds"), c[probe].get("periodSeconds")
+            assert isinstance(timeout, int) and timeout >= 1, f"{where}: {probe} timeoutSeconds"
+            assert isinstance(period, int) and period >= 1, f"{where}: {probe} periodSeconds"
+    # every serving workload was looked at (a renderer or filter that skips them all fails)
+    services = {f"Deployment/{RELEASE}-{n}" for n in ("feast", "mlflow", "payload-sink", "redis")}
+    services |= {f"StatefulSet/{RELEASE}-{n}" for n in ("minio", "postgresql")}
+    isvcs = {
+        f"InferenceService/{m}.{c}"
+        for m in MODELS
+        for c in ("predictor", "transformer", "explainer")
+    }
+    assert served == services | isvcs
 
 
 @every_values_file

@@ -137,7 +137,21 @@ def test_explain_instance_bundles_lime_anchor_quality(space, background):
     assert ex.lime.x.tolist() == background[0].tolist()
     assert ex.anchor.outcome in ("reject", "approve")
     assert q.lime_sparsity == 2 and q.anchor_rule_length == ex.anchor.length
-    assert 0.0 <= q.anchor_coverage <= 1.0 and 0.0 <= q.anchor_precision <= 1.0
+    assert 0.0 <= q.anchor_precision <= 1.0
+    # coverage: the share of background rows the rule holds for, counted here row by row
+    # (plain comparisons, not Condition.holds)
+    conditions = ex.anchor.conditions
+    assert conditions  # a rule with at least one predicate: coverage below 1 is possible
+
+    def covered(row: np.ndarray) -> bool:
+        return all(
+            row[c.feature] == c.code if c.code is not None else c.low < row[c.feature] <= c.high
+            for c in conditions
+        )
+
+    expected = sum(covered(row) for row in background) / len(background)
+    assert q.anchor_coverage == pytest.approx(expected, abs=1e-12)
+    assert covered(background[0])  # the explained row satisfies its own anchor
     assert q.lime_fidelity_r2 > 0.5 and q.lime_stability_jaccard >= 0.5
 
 

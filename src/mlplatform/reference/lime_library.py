@@ -2,13 +2,19 @@
 
 :class:`LimeReference` configures ``lime`` to compute what
 :func:`mlplatform.core.explain.lime.lime_explain_batch` computes, and returns the same
-:class:`~mlplatform.core.explain.lime.LimeExplanation`:
+:class:`~mlplatform.core.explain.lime.LimeExplanation`. None of our engine's LIME math is
+used (only its output type and the target's reference row and bins, to package the
+result): the sampling, kernel width, kernel and surrogate are ``lime``'s own.
 
 * ``discretize_continuous=False, sample_around_instance=True``: numeric features are
   sampled as x + s·N(0, 1) with s the training standard deviation and distances are
   taken on standardized values, which is our neighbourhood;
-* ``kernel=exp(−d²/σ²)`` (lime's default is its square root, exp(−d²/2σ²)) with
-  σ = ``cfg.kernel_width`` or 0.75·sqrt(d);
+* kernel width: ``cfg.kernel_width`` if set, else lime's default (lime computes it,
+  0.75·sqrt(d)); the width lime used is read back from lime (``.width``);
+* kernel: our engine's documented kernel π = exp(−d²/σ²) (README "Explain") is the square
+  of lime's default kernel sqrt(exp(−d²/σ²)), so by default lime's own default kernel
+  function is squared (:func:`lime_default_kernel`); ``squared_kernel=False`` leaves
+  lime's kernel untouched (π = exp(−d²/2σ²));
 * ``Ridge(alpha=cfg.ridge_alpha)`` as the surrogate, ``feature_selection`` mapped to
   lime's ``none`` / ``forward_selection`` / ``lasso_path``.
 
@@ -21,6 +27,7 @@ Contributions are read against ``cfg.reference``, as ours are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,26 +38,47 @@ from mlplatform.config import ExplainConfig
 from mlplatform.core.explain.lime import LimeExplanation
 from mlplatform.core.explain.target import ExplainTarget
 from mlplatform.core.explain.types import FloatArray
-from mlplatform.core.explain.types import kernel_width as default_width
 
 _SELECTION = {"none": "none", "forward": "forward_selection", "lasso": "lasso_path"}
 
 
-def _exp_kernel(d: FloatArray, kernel_width: float) -> FloatArray:
-    """π = exp(−d²/σ²), our kernel (lime's default is its square root)."""
-    return np.asarray(np.exp(-(d**2) / kernel_width**2))
+Kernel = Callable[[FloatArray, float], FloatArray]
+
+
+def lime_default_kernel() -> Kernel:
+    """lime's default kernel function k(d, kernel_width), taken from a throwaway explainer."""
+    probe = LimeTabularExplainer(np.eye(2), discretize_continuous=False)
+    kernel: Kernel = probe.base.kernel_fn.func  # partial(kernel, kernel_width=...)
+    return kernel
+
+
+def squared(kernel: Kernel) -> Kernel:
+    """d, σ -> kernel(d, σ)²: lime's exp(−d²/2σ²) becomes our exp(−d²/σ²)."""
+
+    def square(d: FloatArray, kernel_width: float) -> FloatArray:
+        return np.asarray(kernel(d, kernel_width), dtype=np.float64) ** 2
+
+    return square
 
 
 class LimeReference:
-    """A ``lime`` explainer of ``target`` built once from its background rows (n_bg, d)."""
+    """A ``lime`` explainer of ``target`` built once from its background rows (n_bg, d).
+
+    ``squared_kernel``: lime's default kernel squared (our documented kernel) or as is.
+    """
 
     def __init__(
-        self, target: ExplainTarget, cfg: ExplainConfig, *, discretize: bool = False, seed: int = 0
+        self,
+        target: ExplainTarget,
+        cfg: ExplainConfig,
+        *,
+        discretize: bool = False,
+        seed: int = 0,
+        squared_kernel: bool = True,
     ) -> None:
         space = target.space
         self.target, self.space, self.task = target, space, target.task
         self.cfg, self.discretize = cfg, discretize
-        self.width = default_width(cfg, space.width)
         self.reference = target.reference(cfg.reference)
         self.explainer = LimeTabularExplainer(
             target.background,
@@ -58,13 +86,14 @@ class LimeReference:
             feature_names=list(space.names),
             categorical_features=list(space.categorical),
             categorical_names={j: list(c) for j, c in space.categories.items()},
-            kernel_width=self.width,
-            kernel=_exp_kernel,
+            kernel_width=cfg.kernel_width,  # None: lime's default
+            kernel=squared(lime_default_kernel()) if squared_kernel else None,
             discretize_continuous=discretize,
             sample_around_instance=True,
             feature_selection=_SELECTION[cfg.feature_selection],
             random_state=seed,
         )
+        self.width = float(self.explainer.base.kernel_fn.keywords["kernel_width"])
 
     def explain(self, x: FloatArray, target_class: int = 1) -> LimeExplanation:
         """Explain one encoded row x: (d,) with lime, in our units (module docstring)."""

@@ -175,9 +175,13 @@ def test_deadline_and_concurrency_limit(world: dict) -> None:
         first["r"] = explain(url, world["rows"].head(1))  # LIME + Anchor, ~0.25 s per call
         first["seconds"] = time.monotonic() - t
 
+    calls = world["slow"].calls
+    before, deadline = len(calls), time.monotonic() + 30
     thread = threading.Thread(target=slow)
     thread.start()
-    time.sleep(0.5)
+    while len(calls) == before:  # once it calls the predictor, the first one holds the slot
+        assert thread.is_alive() and time.monotonic() < deadline, "no call to the predictor"
+        time.sleep(0.01)
     t = time.monotonic()
     busy = explain(url, world["rows"].head(1), ["lime"])
     assert time.monotonic() - t < 0.5  # refused at once, not queued

@@ -121,19 +121,31 @@ def test_point_in_time_join_never_leaks_a_later_value(tmp_path: Path) -> None:
     source.to_parquet(tmp_path / "data" / "house-price.parquet", index=False)
     store = feature_store(tmp_path / "repo", EMBEDDED_YAML)
     apply(store, [cfg])
-    # before t1, between, exactly t2, after t2; the last request twice (Feast's Dask store
-    # would drop the first and collapse the pair: the adapter must not).
-    asks = [(1, "2026-01-15"), (1, "2026-02-15"), (1, t2), (1, "2026-04-01")] + [
-        (2, "2026-09-01")
-    ] * 2
+    # before t1; exactly t1; between; an hour, a second and a microsecond before t2 (a
+    # look-ahead of that much would leak t2's value); exactly t2; after t2; the last request
+    # twice (Feast's Dask store would drop the first and collapse the pair: the adapter must not).
+    asks = [
+        (1, "2026-01-15"),
+        (1, t1),
+        (1, "2026-02-15"),
+        (1, "2026-02-28 23:00:00"),
+        (1, "2026-02-28 23:59:59"),
+        (1, "2026-02-28 23:59:59.999999"),
+        (1, t2),
+        (1, "2026-04-01"),
+    ] + [(2, "2026-09-01")] * 2
     events = pd.DataFrame(
-        {cfg.entity: [a[0] for a in asks], cfg.timestamp: pd.to_datetime([a[1] for a in asks])}
+        {
+            cfg.entity: [a[0] for a in asks],
+            cfg.timestamp: pd.to_datetime([a[1] for a in asks], format="ISO8601"),
+        }
     )  # naive times are UTC
     got = training_frame(store, cfg, events)
     assert got[cfg.entity].tolist() == [a[0] for a in asks]
-    assert got["area_m2"].tolist()[1:] == [1.0, 2.0, 2.0, 5.0, 5.0]  # t1 < t < t2 → t1 value
-    assert got[cfg.target].tolist()[1:] == [1e9, 2e9, 2e9, 5e9, 5e9]  # the label joins alike
-    assert got["district"].tolist()[1:] == ["v1", "v2", "v2", "v5", "v5"]
+    want = [1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 5.0, 5.0]  # t1 <= t < t2 → t1's value
+    assert got["area_m2"].tolist()[1:] == want
+    assert got[cfg.target].tolist()[1:] == [v * 1e9 for v in want]  # the label joins alike
+    assert got["district"].tolist()[1:] == [f"v{v:g}" for v in want]
     assert got.iloc[0][[*cfg.feature_names, cfg.target]].isna().all()  # nothing known before t1
     materialize_all(store, [source], cfg.timestamp)
     assert online_rows(store, cfg, [1])["area_m2"].tolist() == [2.0]  # online: the latest

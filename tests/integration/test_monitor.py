@@ -33,7 +33,8 @@ from mlplatform.serving.payloads import PayloadRecord, PayloadStore
 from mlplatform.stages import generate_data, train_job
 from mlplatform.stages.register import reference_sample
 
-CFG = load_config("configs/house-price.yaml")
+ROOT = Path(__file__).resolve().parents[2]
+CFG = load_config(ROOT / "configs/house-price.yaml", env={})  # not the cwd, not the environment
 HOUR = 3600.0
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 SHIFTS = {0: 0.0, 1: 1.0, 2: 1.0}  # hour → world shift
@@ -109,25 +110,33 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         )
         store.log(failed)
         store.log(explain)
-    settings = MonitorConfig(
-        alert_store=f"sqlite:///{tmp}/alerts.db", reports_dir=str(tmp / "reports")
+    return {"db": db, "reference": train_val.train, "baseline": baseline}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> MonitorConfig:
+    """A fresh alert store and reports folder per test: the alerts one test raises must not
+    decide what another sees (each test passes alone and in any order)."""
+    return MonitorConfig(
+        alert_store=f"sqlite:///{tmp_path}/alerts.db", reports_dir=str(tmp_path / "reports")
     )
-    return {"db": db, "reference": train_val.train, "baseline": baseline, "settings": settings}
 
 
-def _run(world: dict[str, object], hour: int, **kw: object) -> MonitorResult:
+def _run(
+    world: dict[str, object], settings: MonitorConfig, hour: int, **kw: object
+) -> MonitorResult:
     """The monitor as the CronJob runs it, 42 s after ``hour`` ended."""
     args = {
         "now": T0 + (hour + 1) * HOUR + 42,
-        "settings": world["settings"],
+        "settings": settings,
         "baseline_error": world["baseline"],
         **kw,
     }
     return run_monitor(CFG, world["db"], world["reference"], **args)  # type: ignore[arg-type]
 
 
-def test_same_world_raises_nothing(world: dict[str, object]) -> None:
-    result = _run(world, 0)
+def test_same_world_raises_nothing(world: dict[str, object], settings: MonitorConfig) -> None:
+    result = _run(world, settings, 0)
     assert result.window == Window(T0, T0 + HOUR) and result.rows == 300
     assert result.drift is not None and not result.drift.dataset_drift
     assert result.concept is not None and not result.concept.drifted
@@ -141,15 +150,17 @@ def test_same_world_raises_nothing(world: dict[str, object]) -> None:
     assert doc["alert"] is None and len(doc["data_drift"]["features"]) == 5
 
 
-def test_shifted_world_alerts_exactly_once(world: dict[str, object]) -> None:
-    first = _run(world, 1)
+def test_shifted_world_alerts_exactly_once(
+    world: dict[str, object], settings: MonitorConfig
+) -> None:
+    first = _run(world, settings, 1)
     assert set(first.reasons) == {"data_drift", "concept_drift"}
     assert first.alert is not None and first.alert_created and first.alert.status == "open"
     for _ in range(2):  # the CronJob runs again within the hour
-        again = _run(world, 1)
+        again = _run(world, settings, 1)
         assert again.alert is not None and not again.alert_created
         assert again.alert.alert_id == first.alert.alert_id
-    store = AlertStore(world["settings"].alert_store)  # type: ignore[attr-defined]
+    store = AlertStore(settings.alert_store)
     (alert,) = store.alerts(status="open")
     ev = alert.evidence
     assert ev["window"] == {"start": T0 + HOUR, "end": T0 + 2 * HOUR}
@@ -160,33 +171,39 @@ def test_shifted_world_alerts_exactly_once(world: dict[str, object]) -> None:
     assert Path(ev["reports"]["html"]).is_file() and Path(ev["reports"]["json"]).is_file()
 
 
-def test_next_flapping_hour_is_suppressed(world: dict[str, object]) -> None:
-    _run(world, 1)
-    result = _run(world, 2)
+def test_next_flapping_hour_is_suppressed(
+    world: dict[str, object], settings: MonitorConfig
+) -> None:
+    _run(world, settings, 1)
+    result = _run(world, settings, 2)
     assert result.alert is not None and result.alert.status == "suppressed"
-    store = AlertStore(world["settings"].alert_store)  # type: ignore[attr-defined]
+    store = AlertStore(settings.alert_store)
     assert [a.status for a in store.alerts()] == ["open", "suppressed"]
     assert len(store.claimable()) == 1
 
 
-def test_small_window_is_not_judged(world: dict[str, object], tmp_path: Path) -> None:
-    result = _run(world, 5, out_dir=tmp_path)  # no traffic in that hour
+def test_small_window_is_not_judged(
+    world: dict[str, object], settings: MonitorConfig, tmp_path: Path
+) -> None:
+    result = _run(world, settings, 5, out_dir=tmp_path)  # no traffic in that hour
     assert result.rows == 0 and result.drift is None and result.concept is None
     assert any("min_rows" in n for n in result.notes) and result.html_url is None
 
 
-def test_backfill_window_and_argument_checks(world: dict[str, object]) -> None:
-    result = _run(world, 9, since=T0, until=T0 + 150)
+def test_backfill_window_and_argument_checks(
+    world: dict[str, object], settings: MonitorConfig
+) -> None:
+    result = _run(world, settings, 9, since=T0, until=T0 + 150)
     assert result.window == Window(T0, T0 + 150) and result.rows == 150
     with pytest.raises(DataError, match="both"):
-        _run(world, 9, since=T0)
+        _run(world, settings, 9, since=T0)
 
 
 def test_unhealthy_window(world: dict[str, object], tmp_path: Path) -> None:
     strict = MonitorConfig(
         max_error_rate=0.001, html_report=False, alert_store=f"sqlite:///{tmp_path}/a.db"
     )
-    result = _run(world, 0, settings=strict, out_dir=tmp_path)
+    result = _run(world, strict, 0, out_dir=tmp_path)
     assert not result.healthy and result.html_url is None and result.alert is None
 
 

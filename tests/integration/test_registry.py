@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -20,11 +22,13 @@ from mlplatform.registry.mlflow_registry import (
 from mlplatform.stages import generate_data, train_job
 from mlplatform.stages.register import reference_sample
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("reg")
-    cfg = load_config("configs/credit-risk.yaml", env={}).with_overrides(
+    cfg = load_config(ROOT / "configs/credit-risk.yaml", env={}).with_overrides(
         data={"rows": 400, "data_dir": str(tmp / "data")},
         train={"epochs": 100},
         artifacts_dir=str(tmp / "artifacts"),  # type: ignore[arg-type]
@@ -33,20 +37,39 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return train_job(cfg, data).files["model"], data
 
 
-def test_register_alias_load_and_lineage(tmp_path: Path, trained: tuple[Path, Path]) -> None:
-    model_path, data = trained
-    reg = Registry(
+def _by_hand(model_json: dict, rows: pd.DataFrame) -> np.ndarray:
+    """P(approved) from the saved ``model.json`` alone: min-max scale each numeric feature with
+    the stored offset and scale, then σ(x' · w + b) (credit-risk has no categorical feature)."""
+    scaler = model_json["scaler"]
+    assert scaler["method"] == "minmax" and scaler["categorical"] == []
+    x = rows[scaler["numeric"]].to_numpy(dtype=float)
+    scaled = (x - np.array(scaler["offset"])) / np.array(scaler["scale"])
+    z = scaled @ np.array(model_json["weights"]) + model_json["bias"]
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _registry(tmp_path: Path) -> Registry:
+    return Registry(
         RegistryConfig(
             tracking_uri=f"sqlite:///{tmp_path}/m.db", artifact_root=str(tmp_path / "art")
         )
     )
+
+
+def test_register_alias_load_and_lineage(
+    tmp_path: Path, trained: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_path, data = trained
+    reg = _registry(tmp_path)
     gate = {"passed": True, "checks": []}
+    monkeypatch.setenv("MLPLATFORM_ACTOR", "ci-pipeline")
+    before = datetime.now(UTC).replace(microsecond=0)
     v1 = reg.log_and_register(
         model_path,
         {"lr": 2.0},
         {"roc_auc": 0.8},
         [],
-        {"data_md5": "aaa", "validation": json.dumps(gate)},
+        {"data_md5": "aaa", "validation": json.dumps(gate), "git_commit": "abc123"},
     )
     v2 = reg.log_and_register(
         model_path,
@@ -56,25 +79,73 @@ def test_register_alias_load_and_lineage(tmp_path: Path, trained: tuple[Path, Pa
         {"data_md5": "bbb", "validation": json.dumps(gate)},
     )
     assert (v1.version, v2.version) == ("1", "2")
+    monkeypatch.setenv("MLPLATFORM_ACTOR", "on-call-alice")  # who deploys is recorded apart
     reg.set_alias("credit-risk", CHAMPION, v1.version, "first model")
     reg.set_alias("credit-risk", CHALLENGER, v2.version)
-    assert reg.by_alias("credit-risk", CHAMPION).version == "1"  # type: ignore[union-attr]
-    model = reg.load("credit-risk", CHALLENGER)
-    rows = pd.read_parquet(data).head(5)
-    assert ((model.predict(rows) >= 0) & (model.predict(rows) <= 1)).all()
+    after = datetime.now(UTC)
+    assert reg.by_alias("credit-risk", CHAMPION).aliases == (CHAMPION,)  # type: ignore[union-attr]
+
+    saved = json.loads(model_path.read_text())
+    rows = pd.read_parquet(data).head(50)
+    for alias in (CHAMPION, CHALLENGER):
+        model = reg.load("credit-risk", alias)
+        assert model.to_dict() == saved  # the registered artefact is the saved model, exactly
+        np.testing.assert_allclose(model.predict(rows), _by_hand(saved, rows), rtol=1e-12)
+
     doc = lineage_document(reg, "credit-risk")
-    assert doc["aliases"][CHAMPION]["data_version"] == "aaa"
-    assert doc["aliases"][CHALLENGER]["data_version"] == "bbb"
-    assert doc["aliases"][CHAMPION]["alias_reason"] == "first model"
-    assert doc["aliases"][CHAMPION]["validation"] == gate
+    assert set(doc["aliases"]) == {CHAMPION, CHALLENGER}
+    champion, challenger = doc["aliases"][CHAMPION], doc["aliases"][CHALLENGER]
+    unwritten = ("data_path", "pipeline_run", "trigger", "feature_service", "config_hash")
+    assert {k: champion[k] for k in ("version", "run_id", *unwritten)} == {
+        "version": "1",
+        "run_id": v1.run_id,
+        **dict.fromkeys(unwritten),
+    }
+    assert (champion["data_version"], champion["git_commit"]) == ("aaa", "abc123")
+    assert (challenger["version"], challenger["run_id"]) == ("2", v2.run_id)
+    assert (challenger["data_version"], challenger["git_commit"]) == ("bbb", None)
+    assert champion["validation"] == challenger["validation"] == gate
+    assert (champion["alias_reason"], challenger["alias_reason"]) == ("first model", None)
+    for entry in (champion, challenger):
+        assert entry["registered_by"] == "ci-pipeline" and entry["alias_set_by"] == "on-call-alice"
+        for key in ("registered_at", "alias_set_at"):
+            assert before <= datetime.fromisoformat(entry[key]) <= after, key
     assert reg.run_metrics(v2.run_id)["roc_auc"] == 0.81
+
+
+def test_actor_defaults_to_the_login_name_and_shows_in_lineage(
+    tmp_path: Path, trained: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: "registered by / at" in `mlplatform lineage`; MLPLATFORM_ACTOR names who acts,
+    otherwise the login name."""
+    from typer.testing import CliRunner
+
+    from mlplatform.cli import app
+
+    monkeypatch.delenv("MLPLATFORM_ACTOR", raising=False)
+    monkeypatch.setenv("LOGNAME", "login-bob")  # what getpass reads first
+    reg = _registry(tmp_path)
+    version = reg.log_and_register(trained[0], {}, {}, [], {}).version
+    monkeypatch.setenv("MLPLATFORM_ACTOR", "")  # empty: still the login name
+    reg.set_alias("credit-risk", CHAMPION, version, "manual promotion")
+    monkeypatch.setenv("MLPLATFORM__REGISTRY__TRACKING_URI", reg.cfg.tracking_uri)
+    config = ["--config", str(ROOT / "configs/credit-risk.yaml")]
+    out = CliRunner().invoke(app, ["lineage", "credit-risk", *config, "--json"])
+    assert out.exit_code == 0, out.output
+    champion = json.loads(out.output)["aliases"][CHAMPION]
+    assert (champion["registered_by"], champion["alias_set_by"]) == ("login-bob", "login-bob")
+    monkeypatch.setenv("COLUMNS", "200")
+    table = CliRunner().invoke(app, ["lineage", "credit-risk", *config])
+    assert table.exit_code == 0, table.output
+    (line,) = [ln for ln in table.output.splitlines() if "registered by" in ln]
+    assert "login-bob" in line
 
 
 def test_reference_travels_with_the_version(tmp_path: Path, trained: tuple[Path, Path]) -> None:
     """The drift reference logged with a version is read back by alias; a version registered
     without one, or an alias no version holds, is a clear error."""
     model_path, data = trained
-    cfg = load_config("configs/credit-risk.yaml", env={}).with_overrides(
+    cfg = load_config(ROOT / "configs/credit-risk.yaml", env={}).with_overrides(
         explain={"background_rows": 50},
         registry={"tracking_uri": f"sqlite:///{tmp_path}/m.db", "artifact_root": str(tmp_path)},
     )
@@ -95,11 +166,7 @@ def test_reference_travels_with_the_version(tmp_path: Path, trained: tuple[Path,
 
 
 def test_unknown_alias_and_version_are_clear_errors(tmp_path: Path) -> None:
-    reg = Registry(
-        RegistryConfig(
-            tracking_uri=f"sqlite:///{tmp_path}/m.db", artifact_root=str(tmp_path / "art")
-        )
-    )
+    reg = _registry(tmp_path)
     assert reg.by_alias("nope", CHAMPION) is None
     with pytest.raises(ModelVersionNotFoundError, match="no version with alias 'champion'"):
         reg.load("nope", CHAMPION)
@@ -113,7 +180,7 @@ def test_rollout_watch_rolls_out_each_new_challenger_once(
     from mlplatform.serving.rollout import pending_challenger, watch
 
     model_path, _ = trained
-    cfg = load_config("configs/credit-risk.yaml", env={}).with_overrides(
+    cfg = load_config(ROOT / "configs/credit-risk.yaml", env={}).with_overrides(
         registry={"tracking_uri": f"sqlite:///{tmp_path}/m.db", "artifact_root": str(tmp_path)}
     )
     reg = Registry(cfg.registry)
@@ -146,7 +213,7 @@ def test_rollout_watch_waits_until_the_canary_serves_the_challenger(
     from mlplatform.serving.rollout import watch
 
     model_path, _ = trained
-    cfg = load_config("configs/credit-risk.yaml", env={}).with_overrides(
+    cfg = load_config(ROOT / "configs/credit-risk.yaml", env={}).with_overrides(
         registry={"tracking_uri": f"sqlite:///{tmp_path}/m.db", "artifact_root": str(tmp_path)}
     )
     reg = Registry(cfg.registry)

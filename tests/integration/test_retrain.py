@@ -4,7 +4,6 @@ crashes midway, or takes longer than the lease to start a run."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 import time
@@ -12,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.race import READY, run_together
 from tests.support.services import store_backends, store_database
 
 from mlplatform.config import PlatformConfig, load_config
@@ -127,11 +127,12 @@ def test_racing_triggers_start_exactly_one_run(world) -> None:  # type: ignore[n
     assert errors == [] and runs.calls == 1
 
 
-RACE = """
+RACE = f"""
 import sys, time
 from pathlib import Path
 from mlplatform.config import PlatformConfig
 from mlplatform.orchestration.retrain import retrain_pending
+import mlplatform.registry.mlflow_registry  # imported before the start: a tight race
 cfg = PlatformConfig.from_json(Path(sys.argv[1]).read_text())
 starts = Path(sys.argv[2])
 def start(cfg, trigger):
@@ -139,7 +140,7 @@ def start(cfg, trigger):
         f.write(trigger + "\\n")
     time.sleep(1.0)  # still starting while the others try
     return "run-" + sys.argv[3], None
-time.sleep(max(0.0, float(sys.argv[4]) - time.time()))
+{READY}
 print(len(retrain_pending(cfg, start, owner=sys.argv[3])))
 """
 
@@ -148,16 +149,13 @@ def test_racing_trigger_processes_start_exactly_one_run(world, tmp_path: Path) -
     cfg, _, store, alert_id = world
     version_for_trigger(cfg, "warm-up")  # the registry's database exists before the race
     (tmp_path / "cfg.json").write_text(cfg.to_json())
-    starts, at = tmp_path / "starts.txt", time.time() + 4.0
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", RACE, str(tmp_path / "cfg.json"), str(starts), f"p{i}", str(at)],
-            stdout=subprocess.PIPE,
-            text=True,
+    starts = tmp_path / "starts.txt"
+    cfg_json = str(tmp_path / "cfg.json")
+    outputs = sorted(
+        run_together(
+            [[sys.executable, "-c", RACE, cfg_json, str(starts), f"p{i}"] for i in range(3)]
         )
-        for i in range(3)
-    ]
-    outputs = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
+    )
     assert outputs == ["0", "0", "1"]
     assert starts.read_text().split() == [trigger_name("credit-risk", alert_id)]
     assert store.get(alert_id).status == "run_started"

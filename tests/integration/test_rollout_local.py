@@ -222,7 +222,10 @@ def test_sink_merges_kserve_events_and_feeds_the_kserve_backend(tmp_path: Path) 
         assert c.post("/v1/feedback", json=label, headers=auth).status_code == 200
         unknown = {"request_id": "z", "label": 1}
         assert c.post("/v1/feedback", json=unknown, headers=auth).status_code == 404
-        time.sleep(0.4)
+        deadline = time.monotonic() + 10  # until "c" is past the grace and counted
+        while c.get("/stats", params={"model": MODEL}).json().get("v5", {}).get("requests") != 2:
+            assert time.monotonic() < deadline, "request c never settled"
+            time.sleep(0.02)
         api = FakeCustomObjectsApi()
         backend = KServeBackend("models", MODEL, api, url, since=0.0)
         assert backend.serves("5") and not backend.serves("4")

@@ -115,7 +115,9 @@ def test_sigterm_mid_rollout_then_restart_resumes_at_the_same_step(tmp_path: Pat
                 time.sleep(0.002)
             clients.on.clear()  # no more canary requests: step 2 cannot finish
             assert router.routing.canary_percent == 50, first.communicate(timeout=5)[0]
-            time.sleep(0.5)
+            while (state(reg, version) or {}).get("step") != 1:  # step 1 recorded: mid-step 2
+                assert time.monotonic() < deadline and first.poll() is None, "no step recorded"
+                time.sleep(0.02)
             first.send_signal(signal.SIGTERM)
             out, _ = first.communicate(timeout=30)
             assert first.returncode == 1, out  # exits with the one-line reason

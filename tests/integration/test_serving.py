@@ -304,8 +304,10 @@ def test_serve_command_starts_everything_and_ctrl_c_leaves_no_orphans(credit: di
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out.decode()[-2000:]
     assert "stopped" in out.decode()
-    time.sleep(0.5)
-    assert not [pid for pid in children if _alive(pid)], "orphan processes left running"
+    deadline = time.monotonic() + 10  # poll: a child still exiting is not an orphan yet
+    while (alive := [pid for pid in children if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive, "orphan processes left running"
 
 
 def _read_until(proc: subprocess.Popen[bytes], marker: str, timeout: float) -> str:

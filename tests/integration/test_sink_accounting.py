@@ -44,9 +44,12 @@ def stats(tmp_path: Path, configs: Path) -> dict[str, dict[str, float]]:
             assert c.post("/", **bad).status_code == 200
         for i in range(2):
             assert c.post("/", **cloud_event("request", f"lost{i}", GOOD, "v2")).status_code == 200
-        time.sleep(0.3)  # past the grace: the silent requests are settled
-        doc: dict[str, dict[str, float]] = c.get("/stats", params={"model": MODEL}).json()
-    return doc
+        deadline = time.monotonic() + 10  # past the grace, the silent requests are settled
+        while True:
+            doc: dict[str, dict[str, float]] = c.get("/stats", params={"model": MODEL}).json()
+            if doc.get("v2", {}).get("requests") == 102 or time.monotonic() > deadline:
+                return doc
+            time.sleep(0.02)
 
 
 def test_client_mistakes_are_not_canary_errors(tmp_path: Path) -> None:

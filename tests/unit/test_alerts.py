@@ -5,7 +5,6 @@ and a heartbeat keeps a live claimer's lease."""
 from __future__ import annotations
 
 import doctest
-import subprocess
 import sys
 import threading
 import time
@@ -13,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.race import READY, run_together
 from tests.support.services import store_backends, store_database
 
 import mlplatform.core.alerts
@@ -205,52 +205,38 @@ def test_claim_is_atomic_across_threads(store: AlertStore) -> None:
     assert len(wins) == 1 and store.get(aid).claim_owner == wins[0]
 
 
-CLAIM = """
-import sys, time
+CLAIM = f"""
+import sys
 from mlplatform.monitoring.alert_store import AlertStore
 store = AlertStore(sys.argv[1])
-time.sleep(max(0.0, float(sys.argv[3]) - time.time()))
-print(store.claim_for_retrain(int(sys.argv[2]), sys.argv[4]))
+{READY}
+print(store.claim_for_retrain(int(sys.argv[2]), sys.argv[3]))
 """
 
 
 def test_claim_is_atomic_across_processes(store: AlertStore) -> None:
     aid = _record(store, 0)[0].alert_id
-    start = time.time() + 2.0  # every process claims at the same moment
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", CLAIM, store.url, str(aid), str(start), f"p{i}"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(4)
-    ]
-    outputs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    outputs = run_together(  # every process claims at the same moment
+        [[sys.executable, "-c", CLAIM, store.url, str(aid), f"p{i}"] for i in range(4)]
+    )
     assert sorted(outputs) == ["False", "False", "False", "True"]
     assert store.get(aid).claim_owner == f"p{outputs.index('True')}"
 
 
-RECORD = """
+RECORD = f"""
 import sys, time
 from mlplatform.core.alerts import Window
 from mlplatform.monitoring.alert_store import AlertStore
 store = AlertStore(sys.argv[1])
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+{READY}
 window = Window(1_767_225_600.0, 1_767_229_200.0)
-out = store.record("house-price", window, ("data_drift",), {}, ["3"], time.time(), 86_400.0)
+out = store.record("house-price", window, ("data_drift",), {{}}, ["3"], time.time(), 86_400.0)
 print(out.created, out.alert.alert_id)
 """
 
 
 def test_racing_monitor_processes_write_one_alert(store: AlertStore) -> None:
-    start = time.time() + 2.0
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", RECORD, store.url, str(start)], stdout=subprocess.PIPE, text=True
-        )
-        for _ in range(4)
-    ]
-    outputs = [p.communicate(timeout=60)[0].split() for p in procs]
+    outputs = [out.split() for out in run_together([[sys.executable, "-c", RECORD, store.url]] * 4)]
     assert sorted(created for created, _ in outputs) == ["False", "False", "False", "True"]
     assert len({alert_id for _, alert_id in outputs}) == 1 and len(store.alerts()) == 1
 
@@ -284,7 +270,11 @@ def test_leases_run_on_the_database_clock(store: AlertStore) -> None:
     assert not short.claim_for_retrain(aid, "b")
     other = _record(store, 30)[0].alert_id
     assert short.claim_for_retrain(other, "a")
-    time.sleep(0.5)
-    assert [a.alert_id for a in short.claimable()] == [other]
+    claimed = short.get(other)
+    assert claimed.lease_expires == pytest.approx(claimed.claimed_at + 0.3)  # type: ignore[operator]
+    deadline = time.monotonic() + 10  # until the database's clock passes the short lease
+    while [a.alert_id for a in short.claimable()] != [other]:
+        assert time.monotonic() < deadline, "the 0.3 s lease never expired"
+        time.sleep(0.02)
     assert short.claim_for_retrain(other, "b") and short.get(other).claims == 2
     short.close()

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import orjson
@@ -23,6 +24,7 @@ from mlplatform.serving.payloads import (
     decode_instances,
     decode_predictions,
 )
+from mlplatform.serving.payloads import store as payload_store_module
 from mlplatform.serving.sink import REQUEST, RESPONSE, event_row, read_event
 
 
@@ -106,13 +108,16 @@ def test_duplicate_id_fails_alone(store: PayloadStore) -> None:
     assert store.ids() == {"a", "b", "c"}
 
 
-def test_window_decodes_instances_and_joins_feedback(store: PayloadStore) -> None:
+def test_window_decodes_instances_and_joins_feedback(
+    store: PayloadStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store.log(record("a", ts=100.0))
     store.log(record("b", ts=101.0, variant="canary"))
     store.log(record("late", ts=500.0))
+    clock = iter([1000.0, 1000.0, 2000.0])  # the labels' times, stated (not the wall clock's)
+    monkeypatch.setattr(payload_store_module, "time", SimpleNamespace(time=lambda: next(clock)))
     store.add_feedback("a", [11.0, 19.0])
     store.add_feedback_many([("b", [1.0, 2.0])])
-    time.sleep(0.002)
     store.add_feedback("b", [9.0, 21.0])  # the latest label wins
     w = store.window(100.0, 200.0, feature_names=["area", "rooms"])
     assert list(w["request_id"]) == ["a", "a", "b", "b"]

@@ -7,9 +7,7 @@ from __future__ import annotations
 import doctest
 import json
 import sqlite3
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from tests.support.race import READY, run_together
 from tests.support.services import store_backends, store_database
 
 import mlplatform.stores.engine
@@ -155,23 +154,17 @@ def test_a_file_from_before_migrations_keeps_its_rows(tmp_path: Path) -> None:
     assert [json.loads(x) for (x,) in labels] == [[3.5], [4.0]]
 
 
-MIGRATE = """
-import sys, time
+MIGRATE = f"""
+import sys
 from mlplatform.stores import migrate, open_engine
 engine = open_engine(sys.argv[1])
-time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+{READY}
 print(migrate(engine, "payloads"), migrate(engine, "alerts"))
 """
 
 
 def test_processes_starting_at_once_migrate_once(url: str) -> None:
-    at = time.time() + 2.0
-    procs = [
-        subprocess.Popen([sys.executable, "-c", MIGRATE, url, str(at)], stdout=subprocess.PIPE)
-        for _ in range(4)
-    ]
-    outputs = {p.communicate(timeout=60)[0].decode().strip() for p in procs}
-    assert [p.returncode for p in procs] == [0] * 4
+    outputs = set(run_together([[sys.executable, "-c", MIGRATE, url]] * 4))  # exit codes 0
     assert outputs == {"{payloads} {alerts}".format(**HEADS)}
     engine = open_engine(url)
     with engine.connect() as conn:

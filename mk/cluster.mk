@@ -60,6 +60,18 @@ MINIKUBE ?= minikube
 PIPELINE_DATA_SECRET := $(shell sed -n 's/^DATA_SECRET = "\(.*\)"/\1/p' \
 	src/mlplatform/orchestration/training_pipeline.py)
 KFP_NAMESPACE ?= kubeflow
+# scripts/preflight.sh: each cluster target first checks the tools it runs (installed, version)
+# and, once the cluster should exist, its kube context; it says what is missing and exits 2.
+PREFLIGHT = @DOCKER="$(DOCKER)" KIND="$(KIND)" KUBECTL="$(KUBECTL)" HELM="$(HELM)" \
+	MINIKUBE="$(MINIKUBE)" bash scripts/preflight.sh
+ON_KIND = --context $(KIND_CONTEXT) --up kind-up
+ON_MINIKUBE = --context $(MINIKUBE_CONTEXT) --up minikube-up
+# Ports on this machine, clear of `mlplatform serve`'s (8080-8084, admin 8090): the kind node maps
+# Kourier (the ingress) to 127.0.0.1:8180 (manifests/kind/cluster.yaml); `make kfp-ui` and
+# `make mlflow-ui` forward the KFP UI and the release's MLflow (scripts/kfp_pipeline.py prints
+# run links on KFP_UI_PORT).
+KFP_UI_PORT ?= 8280
+MLFLOW_PORT ?= 5050
 DEPLOY_ENV = KUBECTL="$(KUBECTL)" HELM="$(HELM)" NAMESPACE="$(NAMESPACE)" RELEASE="$(RELEASE)" \
 	KFP_NAMESPACE="$(KFP_NAMESPACE)" PIPELINE_DATA_SECRET="$(PIPELINE_DATA_SECRET)" \
 	PYTHON="$(BIN)/python" SERVING="$(SERVING)" \
@@ -86,7 +98,7 @@ define MATERIALIZE
 endef
 
 .PHONY: tools image image-name kind-up kind-load install-deps deploy canary pipeline-upload \
-	pipeline-run cluster-data materialize kind-down minikube-up minikube-load minikube-install-deps \
+	pipeline-run cluster-data materialize kfp-ui mlflow-ui kind-down minikube-up minikube-load minikube-install-deps \
 	minikube-deploy minikube-canary minikube-pipeline-upload minikube-pipeline-run \
 	minikube-materialize minikube-down rehearse rehearse-test
 
@@ -98,6 +110,7 @@ $(TOOLS_BIN)/helm: requirements.lock scripts/extract_k8s_tools.py $(STAMP)
 	touch $@
 
 image: ## Build the one image (images/Dockerfile), named in src/mlplatform/image.py
+	$(PREFLIGHT) docker
 	$(DOCKER) build -f images/Dockerfile -t $(IMAGE) .
 
 image-name: ## Print the image name and tag (from src/mlplatform/image.py)
@@ -105,6 +118,7 @@ image-name: ## Print the image name and tag (from src/mlplatform/image.py)
 
 # ---- kind -----------------------------------------------------------------------------------
 kind-up: ## Create the kind cluster (manifests/kind/cluster.yaml) and the namespaces
+	$(PREFLIGHT) docker kind kubectl
 	@$(KIND) get clusters 2>/dev/null | grep -qx '$(CLUSTER_NAME)' \
 		&& echo "kind cluster $(CLUSTER_NAME) exists" \
 		|| $(KIND) create cluster --name $(CLUSTER_NAME) --image $(KIND_NODE_IMAGE) \
@@ -112,34 +126,54 @@ kind-up: ## Create the kind cluster (manifests/kind/cluster.yaml) and the namesp
 	$(KUBECTL) --context $(KIND_CONTEXT) apply -f manifests/namespaces.yaml
 
 kind-load: ## Load the image into the kind node (after make image)
+	$(PREFLIGHT) docker kind
 	$(KIND) load docker-image $(IMAGE) --name $(CLUSTER_NAME)
 
 install-deps: tools ## Install cert-manager, Knative+Kourier, KServe and KFP (pinned) on kind
+	$(PREFLIGHT) $(ON_KIND) kubectl helm
 	$(DEPS_ENV) KUBE_CONTEXT=$(KIND_CONTEXT) bash scripts/install_deps.sh
 
 deploy: tools ## helm upgrade --install the chart on kind (values-kind.yaml; SERVING=, SET=)
+	$(PREFLIGHT) $(ON_KIND) kubectl helm
 	$(DEPLOY_ENV) KUBE_CONTEXT=$(KIND_CONTEXT) VALUES=helm/mlplatform/values-kind.yaml \
 		bash scripts/deploy.sh
 
 canary: tools ## Deploy MODEL's challenger as a canary predictor revision on kind (PERCENT=10)
+	$(PREFLIGHT) $(ON_KIND) kubectl helm
 	$(DEPLOY_ENV) KUBE_CONTEXT=$(KIND_CONTEXT) VALUES=helm/mlplatform/values-kind.yaml \
 		CANARY=$(MODEL) CANARY_PERCENT=$(PERCENT) bash scripts/deploy.sh
 
 pipeline-upload: tools ## Upload pipelines/training_pipeline.yaml to KFP on kind
+	$(PREFLIGHT) $(ON_KIND) kubectl
 	$(KFP_SCRIPT) upload --context $(KIND_CONTEXT)
 
 pipeline-run: tools ## Run the training pipeline on kind (MODEL=house-price|credit-risk, DATA_VERSION=<md5>)
+	$(PREFLIGHT) $(ON_KIND) kubectl
 	$(KFP_SCRIPT) run --context $(KIND_CONTEXT) --config configs/$(MODEL).yaml \
 		--release $(RELEASE) --namespace $(NAMESPACE) $(if $(DATA_VERSION),--data-version $(DATA_VERSION))
 
 cluster-data: tools ## Push the demo datasets to the release's MinIO as DVC data versions; prints md5s
+	$(PREFLIGHT) $(ON_KIND) kubectl
 	KUBECTL="$(KUBECTL)" CONTEXT="$(KIND_CONTEXT)" NAMESPACE="$(NAMESPACE)" RELEASE="$(RELEASE)" \
 		MODELS="$(DATA_MODELS)" BIN="$(BIN)" bash scripts/cluster_data.sh
 
 materialize: tools ## Fill Redis with a model's online features now (MODEL=; needs its dataVersion)
+	$(PREFLIGHT) $(ON_KIND) kubectl
 	$(call MATERIALIZE,$(KIND_CONTEXT))
 
+kfp-ui: tools ## Forward the KFP UI to http://localhost:8280 (KFP_UI_PORT=; Ctrl-C stops it)
+	$(PREFLIGHT) $(ON_KIND) kubectl
+	@$(KUBECTL) --context $(KIND_CONTEXT) port-forward -n $(KFP_NAMESPACE) svc/ml-pipeline-ui \
+		$(KFP_UI_PORT):80
+
+mlflow-ui: tools ## Forward the release's MLflow to http://localhost:5050 (MLFLOW_PORT=; Ctrl-C stops it)
+	$(PREFLIGHT) $(ON_KIND) kubectl
+	@echo "for the CLI: export MLPLATFORM__REGISTRY__TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT)"
+	@$(KUBECTL) --context $(KIND_CONTEXT) port-forward -n $(NAMESPACE) svc/$(RELEASE)-mlflow \
+		$(MLFLOW_PORT):5000
+
 kind-down: ## Delete the kind cluster and everything in it
+	$(PREFLIGHT) kind
 	$(KIND) delete cluster --name $(CLUSTER_NAME)
 
 # ---- the rehearsal: the kind story above as processes on this machine (no Docker, no cluster) --
@@ -155,32 +189,41 @@ rehearse-test: setup ## The bounded story (house-price) as pytest steps: pytest 
 
 # ---- minikube -------------------------------------------------------------------------------
 minikube-up: ## Start minikube (calico CNI, K8S_VERSION) and create the namespaces
+	$(PREFLIGHT) docker minikube kubectl
 	$(MINIKUBE) start -p $(CLUSTER_NAME) $(MINIKUBE_FLAGS)
 	$(KUBECTL) --context $(MINIKUBE_CONTEXT) apply -f manifests/namespaces.yaml
 
 minikube-load: ## Load the image into minikube (after make image)
+	$(PREFLIGHT) minikube
 	$(MINIKUBE) -p $(CLUSTER_NAME) image load $(IMAGE)
 
 minikube-install-deps: tools ## Install the pinned dependencies on minikube
+	$(PREFLIGHT) $(ON_MINIKUBE) kubectl helm
 	$(DEPS_ENV) KUBE_CONTEXT=$(MINIKUBE_CONTEXT) bash scripts/install_deps.sh
 
 minikube-deploy: tools ## helm upgrade --install the chart on minikube (values-minikube.yaml)
+	$(PREFLIGHT) $(ON_MINIKUBE) kubectl helm
 	$(DEPLOY_ENV) KUBE_CONTEXT=$(MINIKUBE_CONTEXT) VALUES=helm/mlplatform/values-minikube.yaml \
 		bash scripts/deploy.sh
 
 minikube-canary: tools ## Deploy MODEL's challenger as a canary revision on minikube (PERCENT=10)
+	$(PREFLIGHT) $(ON_MINIKUBE) kubectl helm
 	$(DEPLOY_ENV) KUBE_CONTEXT=$(MINIKUBE_CONTEXT) VALUES=helm/mlplatform/values-minikube.yaml \
 		CANARY=$(MODEL) CANARY_PERCENT=$(PERCENT) bash scripts/deploy.sh
 
 minikube-pipeline-upload: tools ## Upload the training pipeline to KFP on minikube
+	$(PREFLIGHT) $(ON_MINIKUBE) kubectl
 	$(KFP_SCRIPT) upload --context $(MINIKUBE_CONTEXT)
 
 minikube-pipeline-run: tools ## Run the training pipeline on minikube (MODEL=...)
+	$(PREFLIGHT) $(ON_MINIKUBE) kubectl
 	$(KFP_SCRIPT) run --context $(MINIKUBE_CONTEXT) --config configs/$(MODEL).yaml \
 		--release $(RELEASE) --namespace $(NAMESPACE) $(if $(DATA_VERSION),--data-version $(DATA_VERSION))
 
 minikube-materialize: tools ## Fill Redis with a model's online features on minikube (MODEL=...)
+	$(PREFLIGHT) $(ON_MINIKUBE) kubectl
 	$(call MATERIALIZE,$(MINIKUBE_CONTEXT))
 
 minikube-down: ## Delete the minikube profile and everything in it
+	$(PREFLIGHT) minikube
 	$(MINIKUBE) delete -p $(CLUSTER_NAME)

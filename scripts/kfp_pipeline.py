@@ -34,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "pipelines" / "training_pipeline.yaml"
 EXPERIMENT = "mlplatform"
 LOCAL_PORT = 8888
+#: `make kfp-ui` forwards the KFP UI here (KFP_UI_PORT in mk/cluster.mk; not `mlplatform serve`'s
+#: 8080-8084/8090).
+KFP_UI = "http://localhost:8280"
 
 
 def release_overrides(
@@ -128,7 +131,7 @@ def run(c: Any, args: argparse.Namespace) -> None:
         str(args.pipeline), arguments=arguments, run_name=name, experiment_name=EXPERIMENT
     )
     print(f"run {name}: {result.run_id}")
-    print(f"  UI: http://localhost:8080/#/runs/details/{result.run_id}")
+    print(f"  UI (make kfp-ui): {KFP_UI}/#/runs/details/{result.run_id}")
     if args.wait:
         done = c.wait_for_run_completion(result.run_id, timeout=args.wait)
         print(f"  state: {done.state}")

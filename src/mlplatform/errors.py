@@ -254,6 +254,10 @@ class FeatureRepoError(UnavailableError):
     """The feature store cannot be used: missing or invalid YAML, unset variables, not applied."""
 
 
+class FeaturesNotMaterializedError(FeatureRepoError):
+    """The online store was never filled (``mlplatform features materialize`` not run yet)."""
+
+
 class UpstreamError(UnavailableError):
     """An upstream server (predictor, router, payload sink) is unreachable or failed."""
 

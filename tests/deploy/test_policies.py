@@ -411,7 +411,8 @@ def test_jobs_and_controllers_run_the_contracted_commands(values_file: str) -> N
         monitor = by_name[f"CronJob/{RELEASE}-monitor-{model}"]
         assert monitor["spec"]["schedule"] == v["monitor"]["schedule"]
         job = monitor["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-        assert job["containers"][0]["command"] == ["mlplatform", "monitor", "--config", config]
+        command = ["mlplatform", "monitor", "--config", config, "--aligned"]  # one alert a window
+        assert job["containers"][0]["command"] == command
         retrain = by_name[f"CronJob/{RELEASE}-retrain-{model}"]
         job = retrain["spec"]["jobTemplate"]["spec"]["template"]["spec"]
         c = job["containers"][0]

@@ -63,6 +63,7 @@ EXPECTED_STATUS: dict[str, int] = {
     "UnavailableError": 503,
     "ModelNotLoadedError": 503,
     "FeatureRepoError": 503,
+    "FeaturesNotMaterializedError": 503,
     "UpstreamError": 503,
     "ExplainDeadlineError": 503,
     "RouterNotStartedError": 503,

@@ -52,6 +52,7 @@ def test_explain_global_writes_model_report(cfg: Path) -> None:
     assert 0 < quality["global_tree_fidelity"] <= 1
     assert "global" in (out / "model_report.html").read_text().lower()
     assert "mean |contribution| (compared with the average applicant)" in result.output
+    assert f"html   {out / 'model_report.html'}" in result.output  # says where the report went
 
 
 @pytest.mark.parametrize(

@@ -161,6 +161,9 @@ app.kubernetes.io/component: {{ .component }}
   value: /tmp
 - name: MPLCONFIGDIR
   value: /tmp/matplotlib
+{{- /* library logs to stdout, for kubectl logs (the CLI's quiet default writes them to a file) */}}
+- name: MLPLATFORM_VERBOSE
+  value: "1"
 {{- end -}}
 
 {{/* Feast client environment (feature_repo/feature_store.cluster.yaml expands these). */}}

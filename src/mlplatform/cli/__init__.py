@@ -1,7 +1,7 @@
 """The ``mlplatform`` command line. Every command has ``--help``; errors exit with code 2.
 
 Commands live by theme in ``train`` (model work), ``pipeline`` (KFP and the registry), ``ops``
-(serving, rollout, monitoring, retraining) and ``payloads`` (retention); importing them
+(serving, rollout), ``monitoring`` (monitor, retrain) and ``payloads`` (retention); importing them
 registers them on ``app``, in the order `mlplatform --help` lists them.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 from mlplatform.cli import train  # noqa: F401
 from mlplatform.cli import pipeline  # noqa: F401
 from mlplatform.cli import ops  # noqa: F401
+from mlplatform.cli import monitoring  # noqa: F401
+from mlplatform.cli import traffic  # noqa: F401
 from mlplatform.cli import payloads  # noqa: F401
 from mlplatform.cli.base import app
 

@@ -11,7 +11,14 @@ import typer
 from rich.markup import escape
 
 from mlplatform.errors import PlatformError
-from mlplatform.reporting.console import console, epoch_progress, err_console, print_metrics
+from mlplatform.reporting.console import (
+    console,
+    epoch_progress,
+    err_console,
+    library_output,
+    print_metrics,
+    set_verbose,
+)
 
 app = typer.Typer(
     help="mlplatform: gradient descent, explanations and the MLOps loop, on a laptop or a cluster.",
@@ -32,8 +39,25 @@ __all__ = [
     "epoch_progress",
     "err_console",
     "friendly",
+    "library_output",
     "print_metrics",
 ]
+
+
+@app.callback()
+def _options(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            envvar="MLPLATFORM_VERBOSE",
+            help="Show what libraries print, log and warn (kfp.local task logs, Feast, MLflow) "
+            "instead of writing it to <artifacts_dir>/logs/pipelines.log.",
+        ),
+    ] = False,
+) -> None:
+    set_verbose(verbose)
 
 
 def friendly(func: F) -> F:

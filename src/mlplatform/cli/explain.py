@@ -65,10 +65,12 @@ def explain_command(
         slopes = dict(view.ranking())
         for name, value in view.ranking("contribution"):
             console.print(f"  {name:<32} {value:<10.4g} {slopes[name]:.4g}")
-        return {
+        files = {
             "html": write_model_report(result, out / "model_report.html", cfg.model_name),
             "json": write_json(out / "model_quality.json", result.as_metrics()),
         }
+        _print_files(files, console)
+        return files
     frame, name = pick_row(cfg, model, data, row, entity)
     ex = explain_row_job(cfg, model, splits.train, frame, rng)
     console.print(ex.summary(), highlight=False)
@@ -82,6 +84,11 @@ def explain_command(
     }
     contributions_png(ex.lime, files["png"])
     slopes_png(ex.lime, files["slopes"])
-    for kind, path in files.items():
-        console.print(f"  {kind:<6} {path}")
+    _print_files(files, console)
     return files
+
+
+def _print_files(files: dict[str, Path], console: Console) -> None:
+    console.print("written:")
+    for kind, path in files.items():
+        console.print(f"  {kind:<6} {path}", highlight=False)

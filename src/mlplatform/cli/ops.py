@@ -1,16 +1,21 @@
-"""Commands of the running platform: serve, rollout, monitor, retrain, features."""
+"""Commands of the running platform: serve, features, rollout (monitor, retrain: ``monitoring``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from mlplatform.cli.base import ConfigOpt, app, console, friendly
+from mlplatform.cli.base import ConfigOpt, app, console, friendly, library_output
 from mlplatform.config import load_config
 from mlplatform.errors import UsageError
+
+if TYPE_CHECKING:
+    from mlplatform.config import PlatformConfig
+    from mlplatform.serving.stack import LocalStack
+    from mlplatform.serving.traffic import LocalRouterBackend
 
 
 @app.command()
@@ -18,38 +23,68 @@ from mlplatform.errors import UsageError
 def serve(
     config: ConfigOpt = Path("configs/house-price.yaml"),
     canary: Annotated[
-        bool | None, typer.Option("--canary/--no-canary", help="Default: if a challenger exists.")
+        bool | None,
+        typer.Option(
+            "--canary/--no-canary",
+            help="Default: if a challenger exists (and for one registered later).",
+        ),
     ] = None,
+    registry_poll: Annotated[
+        float, typer.Option(help="Seconds between registry checks for a new challenger (0: none).")
+    ] = 5.0,
 ) -> None:
     """Start router, stable + canary predictors, transformer and explainer on loopback."""
     import signal
     import threading
 
+    from mlplatform.serving.challenger_watch import watch_in_background
     from mlplatform.serving.stack import LocalStack, registry_versions
 
     cfg = load_config(config)
-    stable, challenger = registry_versions(cfg)
+    stable, challenger = registry_versions(cfg, config)
     with_canary = canary if canary is not None else challenger is not None
     stack = LocalStack(cfg, config, with_canary, versions=(stable, challenger))
-    stop = threading.Event()
+    stop, watching = threading.Event(), canary is not False and registry_poll > 0
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with stack:
-        table = Table(title=f"{cfg.model_name}: local serving stack (Ctrl-C stops everything)")
-        table.add_column("service")
-        table.add_column("listens on")
-        for svc in stack.services():
-            table.add_row(svc.name, stack.url(svc.port))
-        console.print(table)
-        name = cfg.model_name
-        console.print(f"predict: POST {stack.url(cfg.serve.router_port)}/v1/models/{name}:predict")
-        console.print(
-            f"admin API: {stack.admin_url()}/admin/*; feedback and admin tokens: "
-            f"{cfg.artifacts_dir / 'tokens.json'} (or MLPLATFORM_FEEDBACK_TOKEN/_ADMIN_TOKEN)"
-        )
+        _print_stack(stack, config, watching)
+        if watching:  # a challenger registered later gets a canary predictor
+            watch_stop, _ = watch_in_background(stack, config, registry_poll, _plain)
         stop.wait()
         console.print("stopping ...")
+        if watching:
+            watch_stop.set()
     console.print("stopped; no server left running")
+
+
+def _plain(line: str) -> None:
+    console.print(line, markup=False, highlight=False)
+
+
+def _print_stack(stack: LocalStack, config: Path, watching: bool) -> None:
+    """Where each server listens, what is missing before entity ids work, what comes next."""
+    from mlplatform.serving.features import online_store_hint
+
+    cfg, name = stack.cfg, stack.cfg.model_name
+    table = Table(title=f"{name}: local serving stack (Ctrl-C stops everything)")
+    table.add_column("service")
+    table.add_column("listens on")
+    for svc in stack.services():
+        table.add_row(svc.name, stack.url(svc.port))
+    console.print(table)
+    console.print(f"predict: POST {stack.url(cfg.serve.router_port)}/v1/models/{name}:predict")
+    console.print(
+        f"admin API: {stack.admin_url()}/admin/*; feedback and admin tokens: "
+        f"{cfg.artifacts_dir / 'tokens.json'} (or MLPLATFORM_FEEDBACK_TOKEN/_ADMIN_TOKEN)"
+    )
+    if hint := online_store_hint(cfg, config):  # opens Feast: last, the stack already serves
+        _plain(f"note: {hint}")
+    if watching:
+        _plain(
+            "a challenger registered from now on gets a canary predictor here; then run "
+            f"`mlplatform rollout --config {config}`"
+        )
 
 
 features_app = typer.Typer(help="The Feast feature store.", no_args_is_help=True)
@@ -63,8 +98,16 @@ def features_materialize(config: ConfigOpt = Path("configs/house-price.yaml")) -
     from mlplatform.stages import materialize_features
 
     cfg = load_config(config)
-    source = materialize_features(cfg)
-    console.print(f"{cfg.model_name}: online store filled from {source}")
+    with library_output(cfg.artifacts_dir) as log:  # Feast's progress and colours: to the log
+        source = materialize_features(cfg)
+    if log is not None:
+        console.print(f"feast's output → {log}", markup=False, highlight=False)
+    console.print(
+        f"{cfg.model_name}: online store filled from {source}; the transformer resolves "
+        f"{cfg.entity} now (a running `mlplatform serve` too, without a restart)",
+        markup=False,
+        highlight=False,
+    )
 
 
 @app.command()
@@ -86,12 +129,17 @@ def rollout(
     interval: Annotated[
         float, typer.Option(help="Seconds between registry checks (--watch).")
     ] = 30,
+    canary_wait: Annotated[
+        float,
+        typer.Option(help="Local: seconds to wait for `mlplatform serve` to start the canary."),
+    ] = 180,
 ) -> None:
     """Step the canary (rollout.steps), then promote it in MLflow or roll it back, with reasons."""
     import os
 
     from mlplatform.serving import rollout as ro
     from mlplatform.serving.tokens import ADMIN_TOKEN_ENV, local_tokens
+    from mlplatform.serving.traffic import LocalRouterBackend
 
     cfg = load_config(config)
     if backend == "local":
@@ -116,7 +164,7 @@ def rollout(
         served = (
             ro.kserve_backend(namespace, isvc or cfg.model_name, sink_url).serves
             if backend == "kserve"
-            else (lambda version: True)
+            else LocalRouterBackend(url).serves
         )
         stopping = ro.stop_on_sigterm()  # Kubernetes stops the pod: finish in order
         ro.watch(
@@ -126,77 +174,26 @@ def rollout(
             stop=stopping.is_set,
             served=served,
             wait=stopping.wait,
+            deploy_hint="make canary" if backend == "kserve" else "`mlplatform serve` starts it",
         )
     else:
+        if backend == "local":
+            _await_local_canary(cfg, config, LocalRouterBackend(url), canary_wait)
         ro.main(args)
 
 
-@app.command()
-@friendly
-def monitor(
-    config: ConfigOpt = Path("configs/house-price.yaml"),
-    since: Annotated[float | None, typer.Option(help="Window start (Unix time).")] = None,
-    until: Annotated[float | None, typer.Option(help="Window end (Unix time).")] = None,
+def _await_local_canary(
+    cfg: PlatformConfig, config: Path, router: LocalRouterBackend, timeout: float
 ) -> None:
-    """Data drift (against the champion's reference in the registry), concept drift and
-    health of a window of logged traffic; write the report and the alert."""
-    from mlplatform.monitoring.monitor import reference_frame, run_monitor
+    """The challenger exists and the local router's canary serves it (``serve`` starts one for
+    a challenger registered after it started), else one line saying what to run."""
+    from mlplatform.serving.rollout_watch import await_canary, challenger_to_roll_out
 
-    cfg = load_config(config)
-    r = run_monitor(cfg, cfg.serve.payload_store, reference_frame(cfg), since, until)
-    print_monitor(r)
-
-
-def print_monitor(r: Any) -> None:
-    console.print(f"{r.model}: window {r.window.start:.0f}–{r.window.end:.0f}, {r.rows} rows")
-    if r.drift is not None:
-        table = Table(title=f"data drift: {r.drift.share:.0%} of features drifted")
-        for col in ("feature", "test", "statistic", "p-value", "drifted"):
-            table.add_column(col)
-        for f in r.drift.features:
-            p = "-" if f.p_value is None else f"{f.p_value:.3g}"
-            table.add_row(f.name, f.method, f"{f.statistic:.4f}", p, "yes" if f.drifted else "no")
-        console.print(table)
-    if r.concept is not None:
-        console.print(f"concept drift: {r.concept}")
-    console.print(f"health: {'ok' if r.healthy else 'NOT ok'} {r.health}")
-    for note in r.notes:
-        console.print(f"note: {note}")
-    if r.alert is not None:
-        verb = "written" if r.alert_created else "already recorded for this window"
-        console.print(f"ALERT {r.alert.alert_id} ({r.alert.status}) {verb}: {'; '.join(r.reasons)}")
-    else:
-        console.print("no alert")
-    console.print(f"report: {r.html_url or r.json_url}")
-
-
-@app.command()
-@friendly
-def retrain(
-    config: ConfigOpt = Path("configs/house-price.yaml"),
-    backend: Annotated[str, typer.Option(help="local (kfp.local) or kfp (the KFP API).")] = "local",
-    kfp_host: Annotated[
-        str | None, typer.Option(envvar="KFP_HOST", help="KFP API URL (kfp backend).")
-    ] = None,
-    pipeline: Annotated[
-        Path | None,
-        typer.Option(help="Compiled pipeline, local backend (default: the installed one)."),
-    ] = None,
-) -> None:
-    """Start one training run per open drift alert (exactly once, crash-safe)."""
-    from mlplatform.orchestration.retrain import kfp_starter, local_starter, retrain_pending
-
-    cfg = load_config(config)
-    if backend == "local":
-        start = local_starter(pipeline, Path.cwd())
-    elif backend == "kfp" and kfp_host:
-        start = kfp_starter(kfp_host)
-    else:
-        raise UsageError("use --backend local, or --backend kfp with --kfp-host (or KFP_HOST)")
-    outcomes = retrain_pending(cfg, start)
-    for o in outcomes:
-        console.print(
-            f"alert {o.alert_id}: {o.action} run={o.run_id} version={o.version}: {o.message}"
-        )
-    if not outcomes:
-        console.print(f"{cfg.model_name}: no drift alert waiting for a retrain")
+    version, rolled_back = challenger_to_roll_out(cfg, config)
+    if rolled_back:  # the controller finishes that rollback; no canary needed
+        return
+    hint = (
+        f"is `mlplatform serve --config {config}` running? Restart it if it was started with "
+        "--no-canary or by an older mlplatform"
+    )
+    await_canary(router, version, timeout, hint, say=_plain)

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from mlplatform.cli.base import ConfigOpt, app, console, friendly
-from mlplatform.config import load_config
+from mlplatform.cli.base import ConfigOpt, app, console, friendly, library_output
+from mlplatform.config import PlatformConfig, load_config
 from mlplatform.errors import ModelVersionNotFoundError
 
 pipeline_app = typer.Typer(
@@ -42,7 +42,10 @@ def pipeline_run(
     config: ConfigOpt = Path("configs/house-price.yaml"),
     pipeline: Annotated[
         Path | None,
-        typer.Option(help="Compiled pipeline YAML (default: the installed pipeline, compiled)."),
+        typer.Option(
+            help="Compiled training pipeline YAML (default: the installed one, compiled). "
+            "The README's extended pipeline: `make pipeline-extended`."
+        ),
     ] = None,
 ) -> None:
     """Run the compiled pipeline locally (kfp.local, no cluster): data → ... → register."""
@@ -50,14 +53,31 @@ def pipeline_run(
     from mlplatform.stages import generate_data
 
     cfg = load_config(config)
-    if not cfg.data_path.exists():
-        generate_data(cfg)
-    run = run_local(cfg, pipeline)
+    with library_output(cfg.artifacts_dir) as log:
+        if log is not None:
+            console.print(f"task and library logs → {log} (--verbose shows them here)")
+        if not cfg.data_path.exists():
+            generate_data(cfg)
+        run = run_local(cfg, pipeline)
+        aliases = _aliases(cfg, run.version)
     console.print(f"gate: {'passed' if run.gate.get('passed') else 'not passed'}")
     for c in run.gate.get("checks", []):
         console.print(f"  {c['name']} = {c['value']:.4g} (needs {c['op']} {c['threshold']:.4g})")
-    console.print(f"registered {cfg.model_name} version {run.version} as challenger")
+    console.print(f"registered {cfg.model_name} version {run.version}: {aliases}")
     console.print(f"artifacts: {run.run_dir}")
+
+
+def _aliases(cfg: PlatformConfig, version: str | None) -> str:
+    """What the registry made of the run's version: its aliases, in words."""
+    from mlplatform.registry.mlflow_registry import CHAMPION, Registry
+
+    if version is None:
+        return "no version number recorded (see the register task's log)"
+    held = Registry(cfg.registry).version(cfg.model_name, version).aliases
+    if not held:
+        return "no alias (a newer run took challenger)"
+    first = " (there was no champion yet)" if CHAMPION in held else ""
+    return "aliases " + " and ".join(sorted(held)) + first
 
 
 @app.command()

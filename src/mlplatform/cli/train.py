@@ -15,6 +15,7 @@ from mlplatform.cli.base import (
     epoch_progress,
     err_console,
     friendly,
+    library_output,
     print_metrics,
 )
 from mlplatform.config import PlatformConfig, load_config
@@ -162,7 +163,10 @@ def demo(
     """The whole local loop: train, serve, drift, alert, retrain, canary, promote, lineage."""
     from mlplatform.demo import run_demo
 
-    run_demo(out, console)
+    with library_output(out) as log:
+        if log is not None:
+            console.print(f"task and library logs → {log} (--verbose shows them here)")
+        run_demo(out, console)
 
 
 @app.command()

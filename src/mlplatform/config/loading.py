@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from mlplatform.config.platform import PlatformConfig, validate_config
+from mlplatform.config.platform import PlatformConfig, format_validation_error, validate_config
 from mlplatform.errors import ConfigError
 
 ENV_PREFIX = "MLPLATFORM__"
@@ -118,9 +118,34 @@ def read_yaml(path: Path) -> Any:
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> PlatformConfig:
-    """Read a YAML config, apply environment overrides and validate it."""
+    """Read a YAML config, apply environment overrides and validate it; a value an
+    ``MLPLATFORM__`` variable set is blamed on that variable, not on the file."""
     p = Path(path)
     raw = read_yaml(p)
-    if isinstance(raw, dict):
-        raw = apply_env_overrides(raw, os.environ if env is None else env)
-    return validate_config(raw, str(p))
+    if not isinstance(raw, dict):
+        return validate_config(raw, str(p))
+    env = os.environ if env is None else env
+    try:
+        return PlatformConfig.model_validate(apply_env_overrides(raw, env))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, _blame(str(p), env))) from None
+
+
+def _blame(source: str, env: Mapping[str, str]) -> Callable[[tuple[int | str, ...]], str]:
+    """Who set the value at a location: the ``MLPLATFORM__`` variable whose path contains it
+    (or lies inside it), else the file."""
+    paths = {
+        tuple(p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p): key
+        for key in env
+        if key.startswith(ENV_PREFIX)
+    }
+
+    def source_of(loc: tuple[int | str, ...]) -> str:
+        where = tuple(str(part) for part in loc)
+        for path, key in sorted(paths.items()):
+            n = min(len(path), len(where))
+            if path and where and path[:n] == where[:n]:
+                return f"environment variable {key}"
+        return source
+
+    return source_of

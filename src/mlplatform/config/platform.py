@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,16 +104,19 @@ class PlatformConfig(_Strict):
         return validate_config(raw, "overrides")
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+def format_validation_error(
+    exc: ValidationError, source: str | Callable[[tuple[int | str, ...]], str]
+) -> str:
     """One line per problem: ``source: section.field: message (got value)``; a single problem
-    stays on the header's line (what the CLI prints)."""
+    stays on the header's line (what the CLI prints). ``source`` may name it per location."""
     lines = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        origin = source if isinstance(source, str) else source(err["loc"])
         shown = repr(err["input"])
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
         got = f" (got {shown})" if err["type"] != "missing" and err["loc"] else ""
-        lines.append(f"{source}: {where}: {err['msg']}{got}")
+        lines.append(f"{origin}: {where}: {err['msg']}{got}")
     if len(lines) == 1:
         return f"invalid configuration: {lines[0]}"
     return "invalid configuration:\n  " + "\n  ".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -56,8 +57,6 @@ def _explain(cfg: PlatformConfig, model: LinearModel, console: Console) -> list[
 
 def _closed_loop(out: Path, console: Console) -> list[str]:
     """house-price through the whole loop: train, serve, drift, alert, retrain, canary, promote."""
-    import shutil
-
     from mlplatform.demo.loop import run_loop
     from mlplatform.reporting.lineage import lineage_table
 
@@ -67,17 +66,28 @@ def _closed_loop(out: Path, console: Console) -> list[str]:
     result = run_loop(work, Path.cwd(), lambda line: console.print(line, highlight=False))
     console.print(lineage_table(result.lineage))
     console.print(f"failed client requests during the whole loop: {result.failed_requests}")
+    reports = [_viewable(p) for p in result.reports]
     console.print("reports written:")
-    for path in result.reports:
-        console.print(f"  {path}")
+    for path in reports:
+        console.print(f"  {path}", highlight=False)
     return [
         "## The closed loop (house-price)",
         "",
         f"v{result.versions['v1']} trained and served; drift alert {result.alert_id}; "
         f"v{result.versions['v2']} retrained on the new data and {result.rollout}.",
         "",
-        *[f"- `{p}`" for p in result.reports],
+        *[f"- `{p}`" for p in reports],
     ]
+
+
+def _viewable(path: Path) -> Path:
+    """KFP names an HTML artifact after its output (``explain/report``); a browser wants
+    ``.html``, so such a file gets a copy that has it."""
+    if path.suffix or not path.is_file():
+        return path
+    copy = path.with_name(f"{path.name}.html")
+    shutil.copyfile(path, copy)
+    return copy
 
 
 def run_demo(out: Path, console: Console, configs: tuple[str, ...] = DEMO_CONFIGS) -> Path:

@@ -1,5 +1,5 @@
 """The demo's world: a config with every path under one folder and free loopback ports, and
-the world after the change (later events, new ids, moved inputs and prices)."""
+the world later (later events, new ids; after the change, moved inputs and prices)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def loop_config(work: Path, base: Path, rows: int = 3000) -> tuple[PlatformConfi
 
 
 def shifted_world(cfg: PlatformConfig, shift: float) -> pd.DataFrame:
-    """The world after the change: later events, new ids, moved inputs and prices."""
+    """The world later: later events, new ids; with ``shift`` > 0 moved inputs and prices
+    (0: the unchanged world's new homes, the baseline traffic)."""
     later = cfg.with_overrides(
         data={"shift": shift, "seed": cfg.data.seed + 100, "start_date": "2026-07-01"}
     )

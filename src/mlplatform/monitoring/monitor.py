@@ -1,8 +1,10 @@
 """The monitor job (``mlplatform monitor``; a CronJob on the cluster).
 
-For one aligned window of the payload log it computes data drift against the serving
-champion's reference (the sample of its training split logged with the version, read back
-through the registry: :func:`reference_frame`; :func:`mlplatform.core.drift.detect_drift`),
+For one window of the payload log (the last aligned one, as the CronJob judges it, or the
+trailing one up to now: :mod:`mlplatform.monitoring.windows`) it computes data drift against
+the serving champion's reference (the sample of its training split logged with the version,
+read back through the registry: :func:`reference_frame`;
+:func:`mlplatform.core.drift.detect_drift`),
 concept drift from labelled traffic against the validation error, and system health; writes a
 JSON report (and Evidently's HTML for people) to ``monitor.reports_dir`` (a local folder or
 ``s3://...``: :mod:`mlplatform.monitoring.reports`); and, when data or concept drift is
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mlplatform.config import MonitorConfig, PlatformConfig
-from mlplatform.core.alerts import Window, aligned_window
+from mlplatform.core.alerts import Window
 from mlplatform.core.drift import (
     ConceptDrift,
     DriftReport,
@@ -34,10 +36,11 @@ from mlplatform.core.drift import (
     detect_drift,
     system_health,
 )
-from mlplatform.errors import DataError, ReportError
+from mlplatform.errors import ReportError
 from mlplatform.monitoring.alert_store import AlertRecord, AlertStore
 from mlplatform.monitoring.payload_window import WindowData, payload_frame
 from mlplatform.monitoring.reports import report_url, write_report
+from mlplatform.monitoring.windows import resolve_window
 
 
 @dataclass(frozen=True)
@@ -82,17 +85,6 @@ class MonitorResult:
         return {**self.evidence(), "alert": alert}
 
 
-def resolve_window(
-    since: float | None, until: float | None, now: float, s: MonitorConfig
-) -> Window:
-    """``[since, until)`` when both are given (a backfill), else the last aligned window."""
-    if since is not None and until is not None:
-        return Window(since, until)
-    if since is not None or until is not None:
-        raise DataError("give both --since and --until, or neither (the last aligned window)")
-    return aligned_window(now, s.window_seconds, s.window_lag_seconds)
-
-
 def validation_error(cfg: PlatformConfig) -> float | None:
     """The serving model's held-out error: RMSE for regression, 1 − accuracy for
     classification. From the registry's champion run when there is one, else from the last
@@ -129,7 +121,11 @@ def _data_drift(
     reference: pd.DataFrame, data: WindowData, cfg: PlatformConfig, s: MonitorConfig
 ) -> tuple[DriftReport | None, str | None]:
     if data.rows < s.min_rows:
-        return None, f"data drift not judged: {data.rows} rows < min_rows {s.min_rows}"
+        return None, (
+            f"data drift not judged: the window holds {data.rows} rows, it needs at least "
+            f"{s.min_rows} (monitor.min_rows): send more requests, or judge a longer window "
+            "(--since/--until)"
+        )
     numeric, categorical = cfg.numeric_features, cfg.categorical_features
     report = detect_drift(reference, data.features, s, numeric=numeric, categorical=categorical)
     return report, None
@@ -142,7 +138,11 @@ def _concept(
     if baseline is None:
         return None, "concept drift not judged: no validation error for the model"
     if labelled < s.min_labels:
-        return None, f"concept drift not judged: {labelled} labelled rows < {s.min_labels}"
+        return None, (
+            f"concept drift not judged: {labelled} rows have ground truth, it needs at least "
+            f"{s.min_labels} (monitor.min_labels): post labels for more requests "
+            "(POST /v1/feedback with their x-request-id)"
+        )
     drift = concept_drift(
         data.labels, data.predictions, cfg.task, baseline, s.concept_tolerance, cfg.train.threshold
     )
@@ -239,17 +239,19 @@ def run_monitor(
     *,
     settings: MonitorConfig | None = None,
     baseline_error: float | None = None,
+    aligned: bool = True,
 ) -> MonitorResult:
     """Monitor one window (see the module docstring); re-running it writes no second alert.
 
-    ``now`` picks the last aligned window when ``since``/``until`` are None; reports go to
+    When ``since``/``until`` are None, ``now`` picks the last aligned window (``aligned``, the
+    CronJob's) or the trailing ``window_seconds`` up to ``now``; reports go to
     ``<out_dir>/<model>/<window>.{json,html}`` (default ``monitor.reports_dir``: a folder or
     ``s3://...``); ``baseline_error`` is the serving model's
     validation error (default: :func:`validation_error`).
     """
     s = settings or cfg.monitor
     t = time.time() if now is None else now
-    window = resolve_window(since, until, t, s)
+    window = resolve_window(since, until, t, s, aligned)
     data = payload_frame(payload_store, window, cfg, s.endpoints)
     baseline = baseline_error if baseline_error is not None else validation_error(cfg)
     result = assess(cfg, s, reference_df, data, window, baseline, out_dir or s.reports_dir)

@@ -200,9 +200,10 @@ def _run_for(
             store.record_run(alert_id, run_id, owner)
     if error is not None:  # after the heartbeat stopped: it would extend the lease again
         return _after_failed_start(cfg, store, alert_id, owner, error, now)
-    if version is not None:
-        store.resolve(alert_id, version)
-    return RetrainOutcome(alert_id, "started", run_id, version, "run started")
+    if version is None:  # started elsewhere (KFP): recorded once it registered its version
+        return RetrainOutcome(alert_id, "started", run_id, None, "run started")
+    store.resolve(alert_id, version)
+    return RetrainOutcome(alert_id, "started", run_id, version, f"run finished: v{version}")
 
 
 def _after_failed_start(

@@ -104,19 +104,21 @@ def run_local(
 
     ``pipeline``: a compiled YAML (default: the installed package's pipeline, compiled now).
     """
-    from kfp import components, local
+    from kfp import local
 
     from mlplatform.orchestration.training_pipeline import compiled_pipeline
 
     base = (base or Path.cwd()).resolve()
     pipeline = pipeline or compiled_pipeline()
     if not pipeline.is_file():
-        raise PipelineRunError(f"no compiled pipeline at {pipeline}: run `make compile`")
+        raise PipelineRunError(
+            f"no compiled pipeline at {pipeline} (`make compile` writes the training pipeline)"
+        )
+    pipe = training_pipeline(pipeline)
     cfg = absolute(cfg, base)
     root = cfg.artifacts_dir / "pipeline-runs"
     before = set(root.glob("*")) if root.exists() else set()
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    pipe = components.load_component_from_file(str(pipeline))
     try:
         with quiet_local_runner(), _output(log):
             pipe(config_json=cfg.to_json(), git_commit=git_commit(base), trigger=trigger)
@@ -136,6 +138,31 @@ def run_local(
     out = _read_json(run_dir / "register" / "executor_output.json")
     version = out.get("parameterValues", {}).get("Output")
     return PipelineRun(run_dir, gate, str(version) if version is not None else None)
+
+
+#: What ``run_local`` passes to the pipeline: a compiled training pipeline takes these.
+TRAINING_INPUTS = ("config_json", "git_commit", "trigger")
+
+
+def training_pipeline(path: Path) -> Any:
+    """The compiled training pipeline at ``path``; PipelineRunError for any other file (not
+    KFP YAML, or a pipeline with other inputs, e.g. the README's extended pipeline)."""
+    import yaml
+    from kfp import components
+
+    try:
+        pipe = components.load_component_from_file(str(path))
+    except (yaml.YAMLError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        raise PipelineRunError(f"{path} is not a compiled KFP pipeline ({exc!r:.80})") from None
+    inputs = pipe.component_spec.inputs or {}
+    required = {name for name, spec in inputs.items() if not spec.optional}
+    if not set(TRAINING_INPUTS) <= set(inputs) or not required <= set(TRAINING_INPUTS):
+        raise PipelineRunError(
+            f"{path} is not the training pipeline (its inputs: {', '.join(inputs) or 'none'}; "
+            f"`pipeline run` passes {', '.join(TRAINING_INPUTS)}); the README's extended "
+            "pipeline runs locally with `make pipeline-extended`"
+        )
+    return pipe
 
 
 def _read_json(path: Path) -> dict[str, Any]:

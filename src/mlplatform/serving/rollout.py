@@ -11,17 +11,15 @@ or in code::
     backend = LocalRouterBackend("http://127.0.0.1:8090", token=admin_token)
     result = RolloutController(backend, cfg.rollout, Registry(cfg.registry), cfg.model_name).run()
 
-On promote the ``champion`` alias moves to the challenger's version (the reason carries the
-measured figures; who/when are recorded by :meth:`Registry.set_alias`) and the
-``challenger`` alias is deleted. On rollback the challenger's version first gets the tags
-``rollback.reason``/``rollback.at``/``rollback.by``, then its traffic goes back to stable,
-then the ``challenger`` alias is deleted: a controller that dies between two of these finds a
-challenger marked rolled back and finishes the rollback; it never steps that version up again.
+On promote ``champion`` moves to the challenger's version (the reason carries the measured
+figures; :meth:`Registry.set_alias` records who/when) and ``challenger`` is deleted. On rollback
+the version is tagged ``rollback.reason``/``.at``/``.by`` first, then traffic goes back to
+stable, then ``challenger`` is deleted: a controller that dies in between finds the version
+marked rolled back, finishes the rollback and never steps that version up again.
 
-Crash safety: SIGTERM asks the controller to stop (:func:`stop_on_sigterm`); it stops between
-two polls, leaves the traffic at the current step's split and records where it stands
-(:mod:`.rollout_state`, a tag on the challenger's version); a restarted controller resumes at
-that step. Without a registry (tests, ad-hoc runs) only traffic moves and nothing is kept.
+Crash safety: SIGTERM (:func:`stop_on_sigterm`) stops the controller between two polls, leaving
+traffic at the step's split and the step recorded (:mod:`.rollout_state`); a restarted
+controller resumes there. Without a registry (tests, ad-hoc runs) only traffic moves.
 """
 
 from __future__ import annotations
@@ -37,16 +35,20 @@ from mlplatform.config import RolloutConfig
 from mlplatform.core.rollout import Decision, decide, describe_stats
 from mlplatform.errors import PlatformError, TrafficError
 from mlplatform.serving.rollout_state import (
+    RolloutResult,
     RolloutState,
     RolloutStopped,
     resume_point,
     save_state,
+    step_banner,
+    step_progress,
 )
 from mlplatform.serving.rollout_watch import (
     backend_for,
     kserve_backend,
     pending_challenger,
     stop_on_sigterm,
+    traffic_hint,
     watch,
 )
 from mlplatform.serving.traffic import TrafficBackend
@@ -67,14 +69,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class RolloutResult:
-    outcome: Literal["promoted", "rolled_back"]
-    reason: str
-    decisions: tuple[tuple[int, Decision], ...]  # (step index, decision), in order
-    version: str | None = None  # the challenger's registry version, when known
-
-
 @dataclass
 class RolloutController:
     """Runs one canary rollout; ``clock``/``sleep`` are injectable for tests."""
@@ -88,7 +82,8 @@ class RolloutController:
     sleep: Callable[[float], object] | None = None  # None: wait on ``stopping``
     poll_seconds: float = 1.0
     progress_seconds: float = 10.0
-    progress: Callable[[str], None] = print
+    progress: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
+    traffic_hint: str = "send traffic to the model's predict endpoint"
     stopping: threading.Event = field(default_factory=threading.Event)
     _decisions: list[tuple[int, Decision]] = field(default_factory=list, init=False, repr=False)
     _state: RolloutState | None = field(default=None, init=False, repr=False)
@@ -142,7 +137,7 @@ class RolloutController:
         """Set the step's split, then record it (its start: now, or the resumed step's)."""
         percent = self.cfg.steps[index]
         self.backend.set_canary_percent(percent)
-        self.progress(f"rollout: canary at {percent}% (step {index + 1}/{len(self.cfg.steps)})")
+        self.progress(step_banner(self.cfg, index, self.traffic_hint))
         if version is not None:
             at = self.wall() if step_start is None else step_start
             self._state = RolloutState(version, index, at, started)
@@ -164,7 +159,8 @@ class RolloutController:
                 return decision
             if self.clock() - shown >= self.progress_seconds:
                 shown = self.clock()
-                self.progress(f"rollout: {decision.reason} | {describe_stats(stable, canary)}")
+                stats = describe_stats(stable, canary)
+                self.progress(step_progress(self.cfg, index, seen, elapsed, stats))
             self._stop_if_asked(decision.reason)
             self._wait()
 
@@ -283,6 +279,7 @@ def main(
         cfg.model_name,
         poll_seconds=args.poll_seconds,
         stopping=stop_on_sigterm() if stopping is None else stopping,
+        traffic_hint=traffic_hint(cfg, args),
     )
     try:
         result = ctl.run()

@@ -18,7 +18,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Protocol
+from math import ceil
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from mlplatform.config import RolloutConfig
+    from mlplatform.core.rollout import Decision
 
 STATE_TAG = "rollout.state"
 
@@ -26,6 +31,16 @@ STATE_TAG = "rollout.state"
 class RolloutStopped(Exception):  # noqa: N818 (a stop on request, not an error)
     """The controller was asked to stop (SIGTERM) mid-rollout; traffic stays at the current
     step's split and the state is recorded for the next controller."""
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    """How a rollout ended, with every decision on the way."""
+
+    outcome: Literal["promoted", "rolled_back"]
+    reason: str
+    decisions: tuple[tuple[int, Decision], ...]  # (step index, decision), in order
+    version: str | None = None  # the challenger's registry version, when known
 
 
 @dataclass(frozen=True)
@@ -76,3 +91,28 @@ def resume_point(tags: dict[str, str], version: str, steps: int) -> RolloutState
     if state is None or state.outcome is not None or state.version != version:
         return None
     return state if 0 <= state.step < steps else None
+
+
+def step_banner(cfg: RolloutConfig, index: int, traffic_hint: str) -> str:
+    """The line a step starts with: its split and what it waits for (and how to provide it).
+
+    >>> from mlplatform.config import RolloutConfig
+    >>> step_banner(RolloutConfig(), 0, "send traffic")  # doctest: +NORMALIZE_WHITESPACE
+    'rollout: canary at 10% (step 1/3): waiting for 200 canary requests (about 2000 in all)
+     or 300 s, whichever comes first; send traffic'
+    """
+    percent, n = cfg.steps[index], cfg.min_requests
+    return (
+        f"rollout: canary at {percent}% (step {index + 1}/{len(cfg.steps)}): waiting for {n} "
+        f"canary requests (about {ceil(n * 100 / max(percent, 1))} in all) or "
+        f"{cfg.max_step_seconds:.0f} s, whichever comes first; {traffic_hint}"
+    )
+
+
+def step_progress(cfg: RolloutConfig, index: int, seen: int, elapsed: float, stats: str) -> str:
+    """A waiting step's progress: canary requests seen / needed, time left, the split."""
+    left = max(0.0, cfg.max_step_seconds - elapsed)
+    return (
+        f"rollout: step {index + 1}/{len(cfg.steps)} at {cfg.steps[index]}%: "
+        f"{seen}/{cfg.min_requests} canary requests, judged in at most {left:.0f} s | {stats}"
+    )

@@ -6,7 +6,9 @@
     explainer   :8084 (LIME/Anchor, calling the stable predictor over HTTP)
 
 Children die with the parent (Linux ``PR_SET_PDEATHSIG``), and :meth:`LocalStack.stop`
-terminates them in reverse order, so Ctrl-C leaves no orphan processes. The servers get the
+terminates them in reverse order, so Ctrl-C leaves no orphan processes. A challenger registered
+after the start gets a canary predictor through :meth:`LocalStack.replace` (see
+:mod:`mlplatform.serving.challenger_watch`). The servers get the
 feedback and admin tokens of :func:`~mlplatform.serving.tokens.local_tokens` (the environment's,
 else ``<artifacts_dir>/tokens.json``), so feedback and the admin API are never open.
 """
@@ -20,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +61,9 @@ class LocalStack:
     versions: tuple[str | None, str | None] = (None, None)  # (stable, canary) registry versions
     upstreams: tuple[str, ...] = ()  # more predictors the admin API may attach as the canary
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)  # service name → its port
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _closed: bool = field(default=False, init=False, repr=False)
 
     def url(self, port: int) -> str:
         return f"http://{self.cfg.serve.host}:{port}"
@@ -71,40 +77,19 @@ class LocalStack:
         """The feedback and admin tokens the servers of this stack hold."""
         return local_tokens(self.cfg.artifacts_dir)
 
+    def predictor(self, name: str, port: int, alias: str, version: str | None = None) -> Service:
+        """A predictor on ``port`` serving ``alias`` (resolved at its start), or ``version``."""
+        model = ("--model_version", version) if version else ("--alias", alias)
+        cfg, model_name = str(self.config_path), self.cfg.model_name
+        args = ("--config", cfg, "--model_name", model_name, *model, "--http_port", str(port))
+        return Service(name, port, ("mlplatform.serving", "predictor", *args))
+
     def services(self) -> list[Service]:
         s, name, cfg = self.cfg.serve, self.cfg.model_name, str(self.config_path)
         common = ("--config", cfg, "--model_name", name)
-        out = [
-            Service(
-                "stable",
-                s.stable_port,
-                (
-                    "mlplatform.serving",
-                    "predictor",
-                    *common,
-                    "--alias",
-                    "champion",
-                    "--http_port",
-                    str(s.stable_port),
-                ),
-            )
-        ]
+        out = [self.predictor("stable", s.stable_port, "champion")]
         if self.canary:
-            out.append(
-                Service(
-                    "canary",
-                    s.canary_port,
-                    (
-                        "mlplatform.serving",
-                        "predictor",
-                        *common,
-                        "--alias",
-                        "challenger",
-                        "--http_port",
-                        str(s.canary_port),
-                    ),
-                )
-            )
+            out.append(self.predictor("canary", s.canary_port, "challenger"))
         router = [
             "mlplatform.serving",
             "router",
@@ -161,6 +146,7 @@ class LocalStack:
         return out
 
     def start(self, timeout: float = 90) -> list[Service]:
+        self._closed = False
         self.log_dir.mkdir(parents=True, exist_ok=True)
         services = self.services()
         try:
@@ -177,21 +163,36 @@ class LocalStack:
         self._spawn(svc)
         self._wait_ready(svc, timeout)
 
+    def replace(self, svc: Service, timeout: float = 90) -> None:
+        """Stop the server on ``svc.port`` (a retired predictor), then :meth:`add` ``svc``."""
+        with self._lock:
+            old = [n for n, port in self.ports.items() if port == svc.port and n in self.procs]
+            procs = [self.procs.pop(n) for n in old]
+        for proc in procs:
+            _terminate(proc, 10)
+        self.add(svc, timeout)
+
     def _spawn(self, svc: Service) -> None:
-        log = (self.log_dir / f"{self.cfg.model_name}-{svc.name}.log").open("wb")
-        self.procs[svc.name] = subprocess.Popen(
-            [sys.executable, "-m", *svc.args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-            env={**os.environ, **self.tokens.env(), "PYTHONUNBUFFERED": "1"},
-        )
+        with self._lock:
+            if self._closed:
+                raise StackError(f"{svc.name} not started: the stack is stopping")
+            log = (self.log_dir / f"{self.cfg.model_name}-{svc.name}.log").open("wb")
+            self.procs[svc.name] = subprocess.Popen(
+                [sys.executable, "-m", *svc.args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+                env={**os.environ, **self.tokens.env(), "PYTHONUNBUFFERED": "1"},
+            )
+            self.ports[svc.name] = svc.port
 
     def _wait_ready(self, svc: Service, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         url = self.url(svc.port) + svc.health
         while time.monotonic() < deadline:
-            proc = self.procs[svc.name]
+            proc = self.procs.get(svc.name)
+            if proc is None:
+                raise StackError(f"{svc.name} not ready: the stack is stopping")
             if proc.poll() is not None:
                 raise StackError(
                     f"{svc.name} exited with code {proc.returncode}: {self._tail(svc)}"
@@ -211,17 +212,16 @@ class LocalStack:
 
     def stop(self, grace: float = 10) -> None:
         """SIGTERM in reverse start order, then SIGKILL whatever is still alive."""
-        for proc in reversed(list(self.procs.values())):
+        with self._lock:
+            self._closed = True
+            procs = list(self.procs.values())
+            self.procs.clear()
+        for proc in reversed(procs):
             if proc.poll() is None:
                 proc.terminate()
         deadline = time.monotonic() + grace
-        for proc in self.procs.values():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.procs.clear()
+        for proc in procs:
+            _wait_or_kill(proc, max(0.1, deadline - time.monotonic()))
 
     def __enter__(self) -> LocalStack:
         self.start()
@@ -236,14 +236,32 @@ class LocalStack:
         self.stop()
 
 
+def _terminate(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM ``proc`` and wait ``grace`` seconds, then SIGKILL it."""
+    if proc.poll() is None:
+        proc.terminate()
+    _wait_or_kill(proc, grace)
+
+
+def _wait_or_kill(proc: subprocess.Popen[bytes], grace: float) -> None:
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _die_with_parent() -> None:
     """In the child: receive SIGTERM when the parent dies (Linux), so nothing is orphaned."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
 
 
-def registry_versions(cfg: PlatformConfig) -> tuple[str, str | None]:
-    """(champion version, challenger version if it differs from the champion)."""
+def registry_versions(
+    cfg: PlatformConfig, config_path: Path | str = "..."
+) -> tuple[str, str | None]:
+    """(champion version, challenger version if it differs from the champion); without a
+    champion a :class:`StackError` naming the command that registers one."""
     from mlplatform.registry.mlflow_registry import CHALLENGER, CHAMPION, Registry
 
     reg = Registry(cfg.registry)
@@ -251,6 +269,6 @@ def registry_versions(cfg: PlatformConfig) -> tuple[str, str | None]:
     if champ is None:
         raise StackError(
             f"{cfg.model_name} has no champion in {cfg.registry.tracking_uri}: "
-            "run `mlplatform pipeline run --config ...` first"
+            f"run `mlplatform pipeline run --config {config_path}` first"
         )
     return champ.version, chall.version if chall and chall.version != champ.version else None

@@ -98,14 +98,7 @@ def _check_outcome(work: Path, env: dict[str, str], text: str) -> None:
     champion = doc["aliases"]["champion"]
     assert str(champion["version"]) == "2", doc
     assert (champion["trigger"] or "").startswith("alert-house-price-"), champion
-    first = subprocess.run(
-        [str(work / ".venv/bin/python"), "-c", _V1_DATA, doc["tracking_uri"]],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    first = _v1_data_version(work, doc["tracking_uri"])
     assert champion["data_version"] and first and champion["data_version"] != first, (
         champion,
         first,
@@ -113,13 +106,13 @@ def _check_outcome(work: Path, env: dict[str, str], text: str) -> None:
     assert "promoted" in text, text[-3000:]
 
 
-_V1_DATA = """
-import sys
-import time
-from mlflow import MlflowClient
-v = MlflowClient(tracking_uri=sys.argv[1]).get_model_version("house-price", "1")
-print(v.tags.get("lineage.data_md5", ""))
-"""
+def _v1_data_version(work: Path, uri: str) -> str:
+    """The data md5 recorded on v1, read from the walk's registry with MLflow's own client."""
+    from mlflow import MlflowClient
+
+    assert uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"), uri
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / uri.removeprefix('sqlite:///')}")
+    return str(client.get_model_version("house-price", "1").tags.get("lineage.data_md5", ""))
 
 
 def _kill_group(pid: int) -> None:

@@ -101,7 +101,8 @@ def test_register_load_reference_and_monitor_through_the_server(
     # The reference went through the server into S3, and comes back by alias.
     keys = _s3_keys(s3_env)
     assert any(k.endswith("/artifacts/reference/train_sample.parquet") for k in keys), keys
-    assert all(k.startswith("mlflow/") for k in keys)
+    # (the reports test may have written monitoring/ keys into this module's bucket before)
+    assert all(k.startswith("mlflow/") for k in keys if "/artifacts/" in k), keys
     (tmp_path / "data" / f"{cfg.model_name}.parquet").unlink()  # a monitor pod has no data
     reference = reference_frame(cfg)
     pd.testing.assert_frame_equal(reference, sample)

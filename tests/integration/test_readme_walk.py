@@ -61,7 +61,11 @@ def test_the_readme_walk_runs_as_pasted(tmp_path: Path) -> None:
         shutil.copytree(ROOT / name, tmp_path / name)
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))
     script = "set -euo pipefail\n" + walk_commands((ROOT / "README.md").read_text())
+    # a newcomer's shell: no config overrides, and no registry URI another test's Registry()
+    # exported (mlflow.set_registry_uri also sets MLFLOW_REGISTRY_URI for child processes)
+    leaked = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLPLATFORM__")}
+    env = {k: v for k, v in env.items() if k not in leaked}
     env |= {"TERM": "dumb", "NO_COLOR": "1", "COLUMNS": "100"}
     proc = subprocess.Popen(
         ["bash", "-c", script],
@@ -111,7 +115,8 @@ def _v1_data_version(work: Path, uri: str) -> str:
     from mlflow import MlflowClient
 
     assert uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"), uri
-    client = MlflowClient(tracking_uri=f"sqlite:///{work / uri.removeprefix('sqlite:///')}")
+    db = f"sqlite:///{work / uri.removeprefix('sqlite:///')}"
+    client = MlflowClient(tracking_uri=db, registry_uri=db)  # not a registry URI set globally
     return str(client.get_model_version("house-price", "1").tags.get("lineage.data_md5", ""))
 
 

@@ -1,8 +1,9 @@
 """The ``mlplatform`` command line. Every command has ``--help``; errors exit with code 2.
 
 Commands live by theme in ``train`` (model work), ``pipeline`` (KFP and the registry), ``ops``
-(serving, rollout), ``monitoring`` (monitor, retrain) and ``payloads`` (retention); importing them
-registers them on ``app``, in the order `mlplatform --help` lists them.
+(serving, rollout), ``monitoring`` (monitor, retrain), ``traffic`` (client traffic for a local
+serve) and ``payloads`` (retention); importing them registers them on ``app``, in the order
+`mlplatform --help` lists them.
 """
 
 from __future__ import annotations

@@ -20,6 +20,11 @@
   ``Host`` rewritten to that component's name and ``KServe-Isvc-Name``/``KServe-Isvc-Namespace``
   set (``createIngress`` in ``ingress_reconciler.go``).
 * A revision whose pods have a logger agent (:mod:`.logger_agent`) is reached through it.
+* **Retiring a revision**: the routes move first, then the old revision's pods stop once the
+  requests already sent to them are answered (:meth:`Ingress.wait_idle`, bounded by the
+  queue-proxy's 30 s quiet period, ``drainSleepDuration`` in knative.dev/serving
+  ``pkg/queue/sharedmain``: a pod leaving a route keeps serving while the networking layer
+  forgets it). Stopping first made a request already routed there a 503.
 
 Not emulated: TLS, HTTP/2, the activator and scale from zero, retries, timeouts per route.
 """
@@ -31,6 +36,7 @@ import itertools
 import random
 import re
 import threading
+import time
 from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +69,7 @@ class Backend:
     revision: str
     addresses: list[str]
     agent: LoggerAgent | None = None
+    inflight: int = 0  # requests sent here and not yet answered (the ingress's loop only)
     _turn: Iterator[int] = field(default_factory=itertools.count)
 
     def address(self) -> str:
@@ -118,10 +125,25 @@ class Ingress:
         self.dns.services[(namespace, name)] = self.ip
 
     def set_route(self, hosts: Iterable[str], targets: list[tuple[Backend, int]]) -> None:
+        """Swap the routes on the gateway's own loop: a request has picked its backend (and
+        counted itself in ``inflight``) either before the swap or after it."""
         live = [(b, p) for b, p in targets if b.addresses]
-        self.agents += [b.agent for b, _ in live if b.agent and b.agent not in self.agents]
-        for host in hosts:
-            self.routes[host] = live
+        names = list(hosts)
+
+        async def swap() -> None:
+            self.agents += [b.agent for b, _ in live if b.agent and b.agent not in self.agents]
+            for host in names:
+                self.routes[host] = live
+
+        self._run(swap())
+
+    def wait_idle(self, backend: Backend, timeout: float = 30) -> bool:
+        """Wait until no request is in flight to ``backend`` (call after :meth:`set_route`
+        has taken it out of every route); False after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while backend.inflight and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return not backend.inflight
 
     def set_top_level(self, hosts: Iterable[str], top: TopLevel) -> None:
         for host in hosts:
@@ -148,6 +170,15 @@ class Ingress:
             return web.Response(status=404, text=f"no route for host {host!r}\n")
         backends, weights = zip(*targets, strict=True)
         backend = self.rng.choices(backends, weights=weights)[0]
+        backend.inflight += 1  # no await since the pick: the route swap cannot come between
+        try:
+            return await self._send(request, backend, headers)
+        finally:
+            backend.inflight -= 1
+
+    async def _send(
+        self, request: web.Request, backend: Backend, headers: CIMultiDict[str]
+    ) -> web.StreamResponse:
         body = await request.read()
 
         async def forward() -> Answer:

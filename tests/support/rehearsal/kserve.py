@@ -80,11 +80,14 @@ class Revision:
     ready: bool = False
     backend: Backend | None = None
 
+    def pods_running(self) -> bool:
+        return any(p.process is not None and p.process.poll() is None for p in self.pods)
+
     def stop(self) -> None:
-        for pod in self.pods:
-            pod.stop()
         if self.backend is not None:
             self.backend.addresses.clear()
+        for pod in self.pods:
+            pod.stop()
 
 
 @dataclass
@@ -258,11 +261,13 @@ class KServeController:
             by_name = {r.name: r for r in revisions}
             targets = [(by_name[t["revisionName"]], int(t["percent"])) for t in ksvc["traffic"]]
             routed = {r.name for r, _ in targets}
-            for revision in revisions:
-                if revision.name not in routed:
-                    revision.stop()
             backends = [(r.backend, p) for r, p in targets if r.backend is not None]
             self.ingress.set_route(local_hosts(f"{name}-{component}", ns), backends)
+            for revision in revisions:  # after the routes moved (see ingress.py)
+                if revision.name not in routed and revision.pods_running():
+                    if revision.backend is not None:
+                        self.ingress.wait_idle(revision.backend)
+                    revision.stop()
         self._top_level(obj)
         all_ready = all(c["status"] == "True" for c in conditions)
         conditions += [

@@ -23,9 +23,14 @@ client and port-forwards in :mod:`.client`) and the real scripts (``scripts/kfp_
    and promotes it while a client sends traffic through the ingress;
 9. the world shifts; the monitor CronJob run once as a Job → one alert;
 10. the retrain CronJob run once as a Job → one KFP run → a new challenger;
-11. afterwards: every request a client sent is in the payload log (by request id), explainer
-    traffic is not, and a predictor pod restarted after the promotion serves the promoted
-    version.
+11. ``make canary`` again with the retrained challenger; the rollout controller's pod is deleted
+    at its second step (SIGTERM: it records where it stopped) and the replacement pod resumes at
+    that step and promotes (:mod:`.story_canaries`);
+12. afterwards: every request a client sent is in the payload log (by request id), explainer
+    traffic is not, ``make deploy`` after the promotion starts no new revision, and a predictor
+    pod restarted after the promotion serves the promoted version;
+13. a corrupted challenger (the champion with its bias + 8, registered by hand) canaried at
+    10 % is rolled back: 0 %, its alias dropped, the champion's revision answers everything.
 
 **Rehearsal-sized settings.** The rollout's pace (``rollout.min_requests`` 200 canary requests
 per step, ``max_step_seconds`` 300) and the monitor's window (``monitor.window_seconds`` 3600)
@@ -63,6 +68,7 @@ from tests.support.rehearsal.ingress import Ingress
 from tests.support.rehearsal.kfp import KfpBackend, kfp_backend
 from tests.support.rehearsal.kserve import KServeController
 from tests.support.rehearsal.pods import ClusterDns, kube_proxy
+from tests.support.rehearsal.story_canaries import LaterCanaries
 from tests.support.rehearsal.world import ROOT, World, generated_secrets, new_run_id
 
 Obj = dict[str, Any]
@@ -102,7 +108,7 @@ def with_rehearsal_config(docs: list[Obj]) -> list[Obj]:
 
 
 @dataclass
-class Story:
+class Story(LaterCanaries):
     """One rehearsal of the README's story; :meth:`run` takes the steps in order."""
 
     tmp: Path
@@ -120,6 +126,7 @@ class Story:
     traffic: list[Traffic] = field(default_factory=list)
     transformer_predicts: Counter[str] = field(default_factory=Counter)
     done: list[str] = field(default_factory=list)
+    failed: str = ""  # the step that raised, if one did
     _stack: ExitStack = field(default_factory=ExitStack)
 
     STEPS = (
@@ -133,7 +140,12 @@ class Story:
         ("rollout", "the rollout controller steps the canary and promotes it"),
         ("drift_alert", "the world shifts; the monitor CronJob writes one alert"),
         ("retrain", "the retrain CronJob starts one run → a new challenger"),
+        (
+            "canary_retrained",
+            "make canary: the controller's pod deleted mid-step resumes, promotes",
+        ),
         ("afterwards", "payload log complete, no explainer traffic, restarted predictor"),
+        ("corrupted_rollback", "a corrupted challenger, canaried, is rolled back"),
     )
 
     # -- the whole story ---------------------------------------------------------------------
@@ -339,7 +351,9 @@ class Story:
         assert self.world.kube is not None
         spec = self.world.kube.api.get(model)["spec"]["predictor"]
         percent = spec.get("canaryTrafficPercent")
-        return f"{spec['labels']['endpoint']}" + (f" canary {percent}%" if percent else "")
+        return f"{spec['labels']['endpoint']}" + (
+            f" canary {percent}%" if percent is not None else ""
+        )
 
     def predict_and_explain(self) -> None:
         for model in self.models:
@@ -377,22 +391,8 @@ class Story:
         return self.models[:1]
 
     def canary(self) -> None:
-        assert self.world.kube is not None
         for model in self.canaried:
-            docs = self.render(serving=True, flags=self.serving_flags(canary=model))
-            (isvc,) = [
-                d
-                for d in docs
-                if d["kind"] == "InferenceService" and d["metadata"]["name"] == model
-            ]
-            self.world.kube.api.admin_apply(isvc)
-            check(
-                not self.world.kube.api.reconcile_errors, f"{self.world.kube.api.reconcile_errors}"
-            )
-            predictor = self.world.kube.api.get(model)["status"]["components"]["predictor"]
-            traffic = [(t["revisionName"], t["percent"]) for t in predictor["traffic"]]
-            check([p for _, p in traffic] == [10, 90], f"{model}: traffic {traffic}")
-            self.progress(f"  {model}: {self.served(model)}; traffic {traffic}")
+            self.make_canary(model)
 
     def rollout(self) -> None:
         assert self.world.kube is not None

@@ -227,6 +227,24 @@ class World:
         progress(f"  {obj['kind'].lower()}/{work.name}: {len(work.pods)} pod(s) ready")
         return work
 
+    def restart_pod(self, name: str, index: int = 0, grace: float = 30) -> Pod:
+        """``kubectl delete pod`` on pod ``index`` of workload ``name``: SIGTERM, SIGKILL after
+        the grace period (``terminationGracePeriodSeconds``' default, 30 s), then the pod its
+        Deployment starts in its place, once ready (and in its Services' endpoints)."""
+        work = self.workloads[name]
+        old = work.pods[index]
+        old.stop(grace)
+        for _, port in self._service_ports:
+            if old.ip in port.backends:
+                port.backends.remove(old.ip)
+        (container,) = work.template["spec"]["containers"]
+        pod = self.pod_for(work.name, work.template, container, index)
+        pod.start(self.dns, self.tmp / "run" / pod.name, self.log(pod))
+        work.pods[index] = pod
+        self._wait_ready(pod, container)
+        self._ready(work.template, pod)
+        return pod
+
     def run_job(self, job: Obj, progress: Any = print) -> str:
         """A Job's pod to completion (its log), or an emulation for an upstream image."""
         template = job["spec"]["template"]

@@ -23,6 +23,8 @@ import pytest
 from tests.support.servers import free_port, post, setup_model, start, write_config
 
 from mlplatform.config import PlatformConfig
+from mlplatform.core.explain.lime import lime_explain_batch
+from mlplatform.core.training import explain_target
 from mlplatform.serving.explain_predict import PROBE_ROWS
 from mlplatform.serving.payloads import EXPLAINER_HEADER, EXPLAINER_TRAFFIC
 from mlplatform.stages.explain import explain_row_job
@@ -195,3 +197,25 @@ def test_deadline_and_concurrency_limit(world: dict) -> None:
     assert first["seconds"] < DEADLINE + DELAY + 1.0
     again = explain(url, world["rows"].head(1), ["lime"])  # the slot is free again
     assert again.status_code == 200, again.text
+
+
+def test_a_small_lime_explanation_on_the_event_loop_is_the_pool_s_answer(world: dict) -> None:
+    """The first one-row LIME request builds the engines on the pool; later small ones run on
+    the event loop (explainer.py, INLINE_SAMPLES): the same answer, still no predictor call,
+    and the weights the engine computes in this process with the same settings and seed."""
+    _, url = world["same"]
+    cfg, model, row = world["cfg"], world["model"], world["rows"].head(1)
+    before = len(world["fast"].calls)
+    answers = [explain(url, row, ["lime"]) for _ in range(3)]
+    assert all(r.status_code == 200 for r in answers), [r.text for r in answers]
+    first, *later = [r.json()["explanations"][0] for r in answers]
+    assert all(got == first for got in later)
+    assert sum(n for _, n in world["fast"].calls[before:]) <= PROBE_ROWS
+    target = explain_target(cfg, model)
+    x = model.encode(model.frame(row.values.tolist()))
+    (engine,) = lime_explain_batch(target, x, cfg.explain, np.random.default_rng(0))
+    got, expected = first["lime"]["contributions"], engine.to_dict()["contributions"]
+    assert [c["feature"] for c in got] == [c["feature"] for c in expected]
+    for g, e in zip(got, expected, strict=True):
+        assert g["weight"] == pytest.approx(e["weight"], rel=1e-8), g["feature"]
+        assert g["contribution"] == pytest.approx(e["contribution"], rel=1e-8, abs=1e-12)

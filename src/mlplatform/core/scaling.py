@@ -185,7 +185,12 @@ def numeric_matrix(df: pd.DataFrame, columns: tuple[str, ...]) -> FloatArray:
     for c in columns:
         if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
             raise DataError(f"feature {c!r} must be numeric, got dtype {df[c].dtype}")
-    values: FloatArray = df.loc[:, list(columns)].to_numpy(dtype=np.float64)
+    # column by column: ``df.loc[:, columns].to_numpy()`` builds a frame first (~80 µs a call)
+    values: FloatArray = (
+        np.column_stack([df[c].to_numpy(dtype=np.float64) for c in columns])
+        if columns
+        else np.zeros((len(df), 0))
+    )
     bad = ~np.isfinite(values)
     if bad.any():
         i, j = np.argwhere(bad)[0]

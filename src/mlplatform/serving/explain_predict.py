@@ -91,20 +91,27 @@ class VersionCheck:
 
     def __init__(self, remote: RemotePredict, version: str, probe: FloatArray, ttl: float) -> None:
         self.remote, self.version, self.probe, self.ttl = remote, version, probe, ttl
-        self._until, self._same = -np.inf, False
+        self._answer: tuple[bool, float] = (False, -np.inf)  # (same, holds until), set at once
         self._lock = threading.Lock()
 
     def same(self, timeout: float) -> bool:
         """The last answer while it holds, else a new probe (one at a time)."""
         with self._lock:
             now = time.monotonic()
-            if now >= self._until:
-                same = self._probe(timeout)
-                if same != self._same:
+            same, until = self._answer
+            if now >= until:
+                before, same = same, self._probe(timeout)
+                if same != before:
                     where = "in-process" if same else "over HTTP"
                     logger.info("explainer: predictions %s from now on", where)
-                self._same, self._until = same, now + self.ttl
-            return self._same
+                self._answer = (same, now + self.ttl)
+            return same
+
+    def holds_in_process(self) -> bool:
+        """Whether the last answer still holds and is "in-process". Never probes and takes no
+        lock (a probe holds it for up to its timeout), so the event loop's thread may ask."""
+        same, until = self._answer
+        return same and time.monotonic() < until
 
     def _probe(self, timeout: float) -> bool:
         try:

@@ -235,9 +235,11 @@ def test_sink_merges_kserve_events_and_feeds_the_kserve_backend(tmp_path: Path) 
         backend.rollback()
         by_endpoint = c.get("/stats", params={"model": MODEL}).json()
     assert (stable.requests, stable.errors, stable.ground_truth_error) == (1, 0, 1.0)
+    assert (stable.labelled, canary.labelled) == (1, 0)  # what min_labels is compared with
     assert (canary.requests, canary.errors) == (2, 1)
     assert list(canary.predictions) == [3.0]
     assert {k: v["requests"] for k, v in by_endpoint.items()} == {"v4": 1, "v5": 2}
+    assert {k: v["labelled"] for k, v in by_endpoint.items()} == {"v4": 1, "v5": 0}
     target = ("serving.kserve.io", "v1beta1", "models", "inferenceservices", MODEL)
     assert all(p[:5] == target for p in api.patches)
     assert [p[5]["spec"]["predictor"]["canaryTrafficPercent"] for p in api.patches] == [10, None, 0]

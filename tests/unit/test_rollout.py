@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from scipy.stats import ks_2samp
 
 import mlplatform.core.rollout
-from mlplatform.config import RolloutConfig
+from mlplatform.config import MonitorConfig, RolloutConfig
 from mlplatform.core.rollout import VariantStats, decide, ks_statistic
 from mlplatform.errors import DataError, TrafficError
+from mlplatform.serving.metrics import VariantMetrics, stats_from_json
 from mlplatform.serving.rollout import RolloutController
 
 CFG = RolloutConfig(
@@ -29,6 +30,7 @@ CFG = RolloutConfig(
     max_p95_latency_ratio=1.5,
     max_prediction_shift=0.3,
     max_ground_truth_error_ratio=1.2,
+    min_labels=30,
     min_explain_fidelity=0.5,
 )
 
@@ -142,6 +144,89 @@ def test_disabled_checks_are_not_run() -> None:
     cfg = CFG.model_copy(update={"max_ground_truth_error_ratio": None})
     d = decide(STABLE, replace(CANARY, ground_truth_error=9.0), cfg, 0, 5.0)
     assert d.action == "advance"
+
+
+# -- ground truth outranks the prediction shift --------------------------------------------
+# Integer predictions, so the KS statistic is exact by hand: stable 0..99, canary 45..144.
+# At t = 44, F_stable = 45/100 and F_canary = 0, and no t does better: KS = 0.45 > 0.3.
+SHIFTED = np.arange(45.0, 145.0)
+
+
+def labelled(stable_n: int, canary_n: int, canary_error: float = 0.8) -> tuple[Any, Any]:
+    """Stable error 1.0 on ``stable_n`` labels, the shifted canary ``canary_error`` on
+    ``canary_n``: the error ratio is ``canary_error`` / 1.0."""
+    stable = replace(STABLE, predictions=np.arange(100.0), ground_truth_error=1.0)
+    canary = replace(CANARY, predictions=SHIFTED, ground_truth_error=canary_error)
+    return replace(stable, labelled=stable_n), replace(canary, labelled=canary_n)
+
+
+@pytest.mark.parametrize(("step", "action"), [(0, "advance"), (2, "promote")])
+def test_enough_labels_the_shift_is_reported_but_not_judged(step: int, action: str) -> None:
+    stable, canary = labelled(40, 40)  # error ratio 0.8 ≤ 1.2
+    d = decide(stable, canary, CFG, step, 5.0)
+    assert d.action == action and d.failed == ()
+    assert "prediction_shift_ks" not in [c.name for c in d.checks]
+    (shift,) = d.unjudged
+    assert shift.name == "prediction_shift_ks" and not shift.passed
+    assert shift.value == pytest.approx(0.45, abs=1e-12)
+    assert "prediction_shift_ks = 0.45 (limit <= 0.3, not judged" in d.reason
+    assert "ground truth on 40 stable / 40 canary labelled predictions decides" in d.reason
+    assert "ground_truth_error_ratio = 0.8 (needs <= 1.2): ok" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("stable_n", "canary_n"),
+    [(10, 10), (29, 29), (29, 40), (40, 29), (0, 1000)],  # both need min_labels = 30
+)
+def test_too_few_labels_the_shift_still_rolls_back(stable_n: int, canary_n: int) -> None:
+    d = decide(*labelled(stable_n, canary_n), CFG, 0, 5.0)
+    assert d.action == "rollback" and [c.name for c in d.failed] == ["prediction_shift_ks"]
+    assert "prediction_shift_ks = 0.45 (needs <= 0.3): FAILED" in d.reason
+    assert d.unjudged == () and "not judged" not in d.reason
+
+
+def test_exactly_min_labels_is_enough() -> None:
+    d = decide(*labelled(30, 30), CFG, 0, 5.0)
+    assert d.action == "advance" and "30 stable / 30 canary" in d.reason
+
+
+def test_enough_labels_a_worse_error_ratio_rolls_back() -> None:
+    stable, canary = labelled(40, 40, canary_error=1.5)  # 1.5 / 1.0 > 1.2
+    d = decide(stable, canary, CFG, 0, 5.0)
+    assert d.action == "rollback" and [c.name for c in d.failed] == ["ground_truth_error_ratio"]
+    assert "ground_truth_error_ratio = 1.5 (needs <= 1.2): FAILED" in d.reason
+    assert "prediction_shift_ks = 0.45 (limit <= 0.3, not judged" in d.reason
+
+
+def test_disabled_ground_truth_check_never_waives_the_shift() -> None:
+    cfg = CFG.model_copy(update={"max_ground_truth_error_ratio": None})
+    d = decide(*labelled(1000, 1000), cfg, 0, 5.0)
+    assert d.action == "rollback" and [c.name for c in d.failed] == ["prediction_shift_ks"]
+    assert "ground_truth_error_ratio" not in d.reason and "not judged" not in d.reason
+
+
+def test_labels_counted_without_an_error_do_not_waive_the_shift() -> None:
+    stable, canary = labelled(40, 40)
+    d = decide(stable, replace(canary, ground_truth_error=None), CFG, 0, 5.0)
+    assert d.action == "rollback" and [c.name for c in d.failed] == ["prediction_shift_ks"]
+
+
+def test_min_labels_is_configurable() -> None:
+    cfg = CFG.model_copy(update={"min_labels": 50})
+    assert decide(*labelled(40, 40), cfg, 0, 5.0).action == "rollback"
+    assert decide(*labelled(50, 50), cfg, 0, 5.0).action == "advance"
+    with pytest.raises(ValueError, match="min_labels"):
+        RolloutConfig(min_labels=0)
+    assert RolloutConfig().min_labels == MonitorConfig().min_labels == 30  # one bar for labels
+
+
+def test_labelled_count_travels_from_the_stats_json() -> None:
+    live = VariantMetrics(reservoir=10)
+    live.observe(3.0, False, [1.0, 2.0, 4.0])
+    live.observe_labels([0.5, 1.5, 1.0])  # a request of three rows, all labelled
+    stats = stats_from_json(json.loads(json.dumps(live.to_json())))
+    assert (stats.labelled, stats.ground_truth_error) == (3, 1.0)
+    assert stats_from_json({"requests": 5}).labelled == 0  # an older router or sink
 
 
 def test_module_example() -> None:

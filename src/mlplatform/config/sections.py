@@ -348,6 +348,12 @@ class RolloutConfig(_Strict):
     max_ground_truth_error_ratio: float | None = Field(
         default=1.2, gt=0, description="Canary / stable error on labelled traffic, at most."
     )
+    min_labels: int = Field(
+        default=30,
+        gt=0,
+        description="Labelled predictions each variant needs before the ground-truth error "
+        "ratio decides alone: the prediction shift is then reported but not judged.",
+    )
     min_explain_fidelity: float | None = Field(
         default=0.5, le=1, description="Canary's LIME weighted R² from its registry run."
     )

@@ -6,7 +6,7 @@ step (or ``max_step_seconds`` have passed; then on what there is). Checks:
 
     error rate        e_c ≤ max_error_rate  and  e_c ≤ e_s + max_error_rate_increase
     latency           p95_c / p95_s ≤ max_p95_latency_ratio
-    prediction shift  KS(ŷ_c, ŷ_s) = sup_t |F_c(t) − F_s(t)| ≤ max_prediction_shift
+    prediction shift  KS(ŷ_c, ŷ_s) = sup_t |F_c(t) − F_s(t)| ≤ max_prediction_shift (see below)
     ground truth      err_c / err_s ≤ max_ground_truth_error_ratio (when both are labelled)
     explanation       fidelity_c ≥ min_explain_fidelity (when known)
 
@@ -14,11 +14,23 @@ A check whose inputs are missing (no labels yet, no stable latency) is skipped a
 in the reason. Any failed check → ``rollback``; all passed → ``advance`` to the next
 step, or ``promote`` after the last one.
 
+Ground truth outranks the prediction shift: a challenger retrained after drift is meant to
+predict differently, and its error on labelled traffic is the better judge. Once both
+variants have at least ``min_labels`` labelled predictions (and the ground-truth check is
+on), the shift is still computed and shown in the reason but cannot fail the step.
+
 >>> stable = VariantStats(400, 0, 12.0, np.linspace(0, 1, 400))
 >>> canary = VariantStats(250, 1, 13.0, np.linspace(0, 1.1, 250))
 >>> d = decide(stable, canary, RolloutConfig(), step_index=0, elapsed_seconds=40.0)
 >>> d.action, d.checks[-1].name, round(d.checks[-1].value, 3)
 ('advance', 'prediction_shift_ks', 0.094)
+>>> stable = VariantStats(400, 0, 12.0, np.linspace(0, 1, 400), 1.0, labelled=40)
+>>> retrained = VariantStats(250, 0, 13.0, np.linspace(0.5, 1.5, 250), 0.8, labelled=35)
+>>> d = decide(stable, retrained, RolloutConfig(), step_index=0, elapsed_seconds=40.0)
+>>> d.action, [(c.name, round(c.value, 3), c.passed) for c in d.unjudged]
+('advance', [('prediction_shift_ks', 0.502, False)])
+>>> "not judged: ground truth on 40 stable / 35 canary labelled predictions decides" in d.reason
+True
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ from mlplatform.errors import DataError
 
 Action = Literal["wait", "advance", "promote", "rollback"]
 FloatArray = NDArray[np.float64]
+SHIFT = "prediction_shift_ks"
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,8 @@ class VariantStats:
 
     ``predictions``: a sample of its recent predictions, shape (m,).
     ``ground_truth_error``: mean error on requests that received labels (None: no labels).
+    ``labelled``: how many of its predictions received a label (the count behind
+    ``ground_truth_error``; one per instance, so one per request of a single row).
     ``explain_fidelity``: LIME weighted R² of its model (None: unknown).
     """
 
@@ -51,6 +66,7 @@ class VariantStats:
     p95_latency_ms: float | None
     predictions: FloatArray = field(default_factory=lambda: np.zeros(0), compare=False)
     ground_truth_error: float | None = None
+    labelled: int = 0
     explain_fidelity: float | None = None
 
     @property
@@ -60,9 +76,13 @@ class VariantStats:
 
 @dataclass(frozen=True)
 class Decision:
+    """``checks`` decide; ``unjudged`` were computed and reported but could not fail the step
+    (the prediction shift while ground truth decides)."""
+
     action: Action
     reason: str
     checks: tuple[Check, ...] = ()
+    unjudged: tuple[Check, ...] = ()
 
     @property
     def failed(self) -> tuple[Check, ...]:
@@ -117,7 +137,7 @@ def _optional_checks(
     p95 = _ratio(canary.p95_latency_ms, stable.p95_latency_ms)
     wanted: list[tuple[str, float | None, float | None, Literal["<=", ">="]]] = [
         ("p95_latency_ratio", p95, cfg.max_p95_latency_ratio, "<="),
-        ("prediction_shift_ks", _shift(stable, canary), cfg.max_prediction_shift, "<="),
+        (SHIFT, _shift(stable, canary), cfg.max_prediction_shift, "<="),
         (
             "ground_truth_error_ratio",
             _ratio(canary.ground_truth_error, stable.ground_truth_error),
@@ -142,12 +162,28 @@ def _shift(stable: VariantStats, canary: VariantStats) -> float | None:
     return ks_statistic(stable.predictions, canary.predictions)
 
 
+def ground_truth_decides(stable: VariantStats, canary: VariantStats, cfg: RolloutConfig) -> bool:
+    """Whether the ground-truth check is on and both variants have an error measured on at
+    least ``cfg.min_labels`` labelled predictions; then the prediction shift is not judged."""
+    return (
+        cfg.max_ground_truth_error_ratio is not None
+        and stable.ground_truth_error is not None
+        and canary.ground_truth_error is not None
+        and min(stable.labelled, canary.labelled) >= cfg.min_labels
+    )
+
+
 def evaluate(
     stable: VariantStats, canary: VariantStats, cfg: RolloutConfig
-) -> tuple[tuple[Check, ...], tuple[str, ...]]:
-    """Every rollout check of ``canary`` against ``stable``: (checks, skipped check names)."""
+) -> tuple[tuple[Check, ...], tuple[Check, ...], tuple[str, ...]]:
+    """Every rollout check of ``canary`` against ``stable``: (judged checks, checks reported
+    but not judged, skipped check names)."""
     optional, skipped = _optional_checks(stable, canary, cfg)
-    return (*_error_checks(stable, canary, cfg), *optional), tuple(skipped)
+    checks = (*_error_checks(stable, canary, cfg), *optional)
+    if not ground_truth_decides(stable, canary, cfg):
+        return checks, (), tuple(skipped)
+    judged = tuple(c for c in checks if c.name != SHIFT)
+    return judged, tuple(c for c in checks if c.name == SHIFT), tuple(skipped)
 
 
 def decide(
@@ -180,15 +216,26 @@ def decide(
 def _judge(
     stable: VariantStats, canary: VariantStats, cfg: RolloutConfig, step_index: int, step: str
 ) -> Decision:
-    checks, skipped = evaluate(stable, canary, cfg)
+    checks, unjudged, skipped = evaluate(stable, canary, cfg)
     failed = [c for c in checks if not c.passed]
     note = f" (skipped, no data: {', '.join(skipped)})" if skipped else ""
+    shown = [c.describe() for c in failed or checks]
+    shown += [_describe_unjudged(c, stable, canary) for c in unjudged]
     if failed:
-        text = "; ".join(c.describe() for c in failed)
-        return Decision("rollback", f"{step} failed: {text}{note}", checks)
-    text = "; ".join(c.describe() for c in checks)
-    last = step_index == len(cfg.steps) - 1
-    return Decision("promote" if last else "advance", f"{step} passed: {text}{note}", checks)
+        return Decision("rollback", f"{step} failed: {'; '.join(shown)}{note}", checks, unjudged)
+    action: Action = "promote" if step_index == len(cfg.steps) - 1 else "advance"
+    return Decision(action, f"{step} passed: {'; '.join(shown)}{note}", checks, unjudged)
+
+
+def _describe_unjudged(check: Check, stable: VariantStats, canary: VariantStats) -> str:
+    """e.g. ``prediction_shift_ks = 0.45 (limit <= 0.3, not judged: ground truth on 40 stable
+    / 35 canary labelled predictions decides)``."""
+    value = "missing" if check.value is None else f"{check.value:.4g}"
+    counts = f"{stable.labelled} stable / {canary.labelled} canary labelled predictions"
+    return (
+        f"{check.name} = {value} (limit {check.op} {check.threshold:.4g}, "
+        f"not judged: ground truth on {counts} decides)"
+    )
 
 
 def describe_stats(stable: VariantStats, canary: VariantStats) -> str:

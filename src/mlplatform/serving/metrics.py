@@ -97,6 +97,7 @@ def stats_from_json(doc: dict[str, Any]) -> VariantStats:
         p95_latency_ms=doc.get("p95_latency_ms"),
         predictions=np.asarray(doc.get("predictions") or [], dtype=np.float64),
         ground_truth_error=doc.get("ground_truth_error"),
+        labelled=int(doc.get("labelled") or 0),
         explain_fidelity=doc.get("explain_fidelity"),
     )
 

@@ -29,8 +29,12 @@ setup: $(STAMP) tools ## Create .venv, install the pinned dependencies, extract 
 demo: setup ## The whole loop on this machine: train → serve → drift alert → retrain → canary → promote → lineage; writes artifacts/REPORT.md
 	$(BIN)/mlplatform demo
 
-test: setup ## Run every test (unit, integration, deploy)
-	$(BIN)/python -m pytest -q
+# Two workers (pytest-xdist): each test module stays on one worker, the rehearsal's modules
+# share one (tests/conftest.py, pytest_xdist_make_scheduler); most tests wait on servers and
+# processes more than they compute.
+TEST_WORKERS ?= 2
+test: setup ## Run every test (unit, integration, deploy); TEST_WORKERS=2 by default
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test-fast: setup ## Run the unit tests only
 	$(BIN)/python -m pytest -q tests/unit

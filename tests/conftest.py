@@ -19,21 +19,31 @@ def root() -> Path:
     return ROOT
 
 
-#: Test modules that share one worker under ``pytest -n`` (``make test`` runs two): the
-#: rehearsal's pods need mount points at absolute paths (``/app``, ``/etc/mlplatform``, ...)
-#: that :func:`tests.support.rehearsal.pods.remove_mount_points` takes away when a world
-#: stops, so two rehearsals at once would pull them from under each other.
-ONE_WORKER = {"rehearsal": "test_rehearsal_"}
+#: Under ``pytest -n`` (``make test`` runs two workers) every test of a module runs on the same
+#: worker, so its module-scoped fixtures are built once, and the rehearsal's modules all run on
+#: one worker, one after another: their pods bind 127.x addresses handed out per process and
+#: need mount points at absolute paths (``/app``, ...) that a world takes away when it stops.
+REHEARSAL_PREFIX = "test_rehearsal_"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist's ``--dist loadgroup``, every test of a module goes to the same worker (its
-    module-scoped fixtures are built once), and the modules of :data:`ONE_WORKER` to one."""
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        module = item.nodeid.split("::")[0]
-        name = Path(module).stem
-        group = next((g for g, prefix in ONE_WORKER.items() if name.startswith(prefix)), module)
-        item.add_marker(pytest.mark.xdist_group(group))
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook; absent without the plugin
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModuleScheduling(LoadFileScheduling):
+        """xdist's ``--dist loadfile``, with the rehearsal's modules as one scope."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return "rehearsal" if _is_rehearsal(nodeid) else nodeid.split("::", 1)[0]
+
+    return ModuleScheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The rehearsal's modules first (a stable sort on pytest-randomly's order): they are the
+    longest scope, so under ``-n`` the other modules fill the second worker meanwhile."""
+    items.sort(key=lambda item: not _is_rehearsal(item.nodeid))
+
+
+def _is_rehearsal(nodeid: str) -> bool:
+    return Path(nodeid.split("::", 1)[0]).name.startswith(REHEARSAL_PREFIX)

@@ -190,15 +190,20 @@ class Story(LaterCanaries):
         self.progress(f"  serving: {' '.join(flags)}")
         return flags
 
-    def aliases(self, model: str) -> dict[str, str]:
+    def mlflow_client(self) -> Any:
+        """A client of the release's MLflow (its port-forward) for tracking AND registry: a
+        client given only the tracking URI takes the registry URI that any earlier
+        ``Registry`` set process-wide (``mlflow.set_registry_uri``), which in a full test run
+        is an earlier rehearsal's port-forward, long closed (the "refused" port-forward)."""
         from mlflow import MlflowClient
 
-        return dict(MlflowClient(self.mlflow).get_registered_model(model).aliases)
+        return MlflowClient(tracking_uri=self.mlflow, registry_uri=self.mlflow)
+
+    def aliases(self, model: str) -> dict[str, str]:
+        return dict(self.mlflow_client().get_registered_model(model).aliases)
 
     def model_versions(self, model: str) -> list[str]:
-        from mlflow import MlflowClient
-
-        found = MlflowClient(self.mlflow).search_model_versions(f"name = '{model}'")
+        found = self.mlflow_client().search_model_versions(f"name = '{model}'")
         return sorted((v.version for v in found), key=int)
 
     def host(self, model: str, component: str) -> str:

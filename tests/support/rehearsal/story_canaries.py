@@ -55,9 +55,7 @@ class LaterCanaries:
         return traffic
 
     def rollout_state(self: Story, model: str, version: str) -> RolloutState | None:
-        from mlflow import MlflowClient
-
-        tags = MlflowClient(self.mlflow).get_model_version(model, version).tags
+        tags = self.mlflow_client().get_model_version(model, version).tags
         return RolloutState.from_tags(dict(tags)) if STATE_TAG in tags else None
 
     def wait_state(

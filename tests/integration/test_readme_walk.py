@@ -67,19 +67,24 @@ def test_the_readme_walk_runs_as_pasted(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLPLATFORM__")}
     env = {k: v for k, v in env.items() if k not in leaked}
     env |= {"TERM": "dumb", "NO_COLOR": "1", "COLUMNS": "100"}
-    proc = subprocess.Popen(
-        ["bash", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        out, _ = proc.communicate(timeout=900)
-    finally:
-        _kill_group(proc.pid)
-    text = out.decode(errors="replace")
+    # Output to a file, and wait for bash itself: when a step fails, `set -e` ends the shell
+    # before its last line stops the background `serve`, which keeps a pipe open (reading to
+    # EOF would wait out the whole timeout).
+    transcript = tmp_path / "walk.log"
+    with transcript.open("wb") as out:
+        proc = subprocess.Popen(
+            ["bash", "-c", script],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            proc.wait(timeout=900)
+        finally:
+            _kill_group(proc.pid)
+    text = transcript.read_text(errors="replace")
     if path := os.environ.get("MLPLATFORM_WALK_TRANSCRIPT"):
         Path(path).write_text(text)
     assert proc.returncode == 0, text[-4000:]

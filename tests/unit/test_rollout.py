@@ -229,6 +229,43 @@ def test_labelled_count_travels_from_the_stats_json() -> None:
     assert stats_from_json({"requests": 5}).labelled == 0  # an older router or sink
 
 
+# -- latency slack: a ratio over its limit at a few ms is noise ------------------------------
+@pytest.mark.parametrize(
+    ("stable_p95", "canary_p95", "slack", "action"),
+    [
+        (2.0, 3.4, 5.0, "advance"),  # 1.7× but only 1.4 ms more: not judged
+        (2.0, 7.0, 5.0, "advance"),  # 3.5× and exactly the 5 ms slack: still within it
+        (2.0, 7.5, 5.0, "rollback"),  # 3.75× and 5.5 ms more
+        (10.0, 16.0, 5.0, "rollback"),  # 1.6× and 6 ms more
+        (2.0, 3.4, 0.0, "rollback"),  # no slack: the ratio alone decides, as before
+    ],
+)
+def test_latency_ratio_over_its_limit_fails_only_beyond_the_slack(
+    stable_p95: float, canary_p95: float, slack: float, action: str
+) -> None:
+    cfg = CFG.model_copy(update={"p95_latency_slack_ms": slack})
+    stable = replace(STABLE, p95_latency_ms=stable_p95)
+    canary = replace(STABLE, p95_latency_ms=canary_p95)  # the same model, only slower
+    d = decide(stable, canary, cfg, 0, 5.0)
+    assert d.action == action, d.reason
+    judged = {c.name for c in d.checks}
+    if action == "advance":
+        assert "p95_latency_ratio" not in judged
+        (latency,) = d.unjudged
+        assert latency.name == "p95_latency_ratio" and not latency.passed
+        shown = f"{canary_p95 - stable_p95:.2g} ms above stable's, within the {slack:g} ms slack"
+        assert shown in d.reason, d.reason
+    else:
+        assert [c.name for c in d.failed] == ["p95_latency_ratio"], d.reason
+
+
+def test_a_latency_ratio_within_its_limit_is_judged_as_always() -> None:
+    d = decide(STABLE, replace(STABLE, p95_latency_ms=12.0), CFG, 0, 5.0)
+    (latency,) = [c for c in d.checks if c.name == "p95_latency_ratio"]
+    assert latency.passed and latency.value == pytest.approx(1.2)
+    assert d.unjudged == ()
+
+
 def test_module_example() -> None:
     assert doctest.testmod(mlplatform.core.rollout).failed == 0
 

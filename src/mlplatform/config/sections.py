@@ -342,6 +342,12 @@ class RolloutConfig(_Strict):
     max_p95_latency_ratio: float = Field(
         default=1.5, gt=0, description="Canary p95 latency / stable p95, at most."
     )
+    p95_latency_slack_ms: float = Field(
+        default=5.0,
+        ge=0,
+        description="A canary p95 at most this many ms above stable's never fails the latency "
+        "ratio (at a few ms, a ratio is scheduling noise).",
+    )
     max_prediction_shift: float = Field(
         default=0.3, gt=0, le=1, description="KS statistic between the variants' predictions."
     )

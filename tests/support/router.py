@@ -66,10 +66,12 @@ def stand_in(offset: float, fail: bool = False, version: str = "1") -> Starlette
 
 
 @contextmanager
-def running(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on an ephemeral loopback port in a background thread."""
+def running(app: Any, port: int = 0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on loopback ``port`` (0: an ephemeral one) in a background
+    thread."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

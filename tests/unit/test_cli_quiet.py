@@ -122,6 +122,9 @@ def test_library_output_lands_in_the_log_file(
     text = (tmp / "artifacts/logs/pipelines.log").read_text(encoding="utf-8")
     for marker in MARKERS:
         assert marker in text
+    # kfp.local colours task names and states whatever the stream: the file gets plain text
+    assert "Task 'train-gd' finished with status SUCCESS" in text
+    assert "\x1b" not in text
 
 
 def test_verbose_shows_library_output_and_writes_no_log(tmp_path: Path) -> None:
@@ -131,6 +134,33 @@ def test_verbose_shows_library_output_and_writes_no_log(tmp_path: Path) -> None:
         assert marker in proc.stdout + proc.stderr
     assert "registered house-price version 1" in proc.stdout
     assert not (tmp_path / "artifacts/logs/pipelines.log").exists()
+    # shown on a pipe, the library's colour codes are dropped, its words kept
+    assert "Task 'train-gd' finished with status SUCCESS" in proc.stdout
+    assert "\x1b" not in proc.stdout + proc.stderr
+
+
+def test_the_local_runner_writes_task_logs_as_plain_text(tmp_path: Path) -> None:
+    from mlplatform.orchestration.runner import _output
+
+    log = tmp_path / "logs/pipelines.log"
+    with _output(log):
+        print("Pipeline \x1b[95m'mlplatform-training'\x1b[0m finished with status \x1b[92mSUCCESS")
+    assert log.read_text(encoding="utf-8") == (
+        "Pipeline 'mlplatform-training' finished with status SUCCESS\n"
+    )
+
+
+def test_make_help_has_no_colour_codes_on_a_pipe() -> None:
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "  demo  " in proc.stdout and "Show this help" in proc.stdout
+    assert "\x1b" not in proc.stdout
 
 
 def test_no_colour_codes_when_not_a_terminal(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -16,6 +17,7 @@ from mlplatform.reporting.console import (
     epoch_progress,
     err_console,
     library_output,
+    plain_unless_terminal,
     print_metrics,
     set_verbose,
 )
@@ -58,6 +60,9 @@ def _options(
     ] = False,
 ) -> None:
     set_verbose(verbose)
+    if verbose:  # libraries' own colour codes reach a pipe or a file as plain text
+        sys.stdout = plain_unless_terminal(sys.stdout)
+        sys.stderr = plain_unless_terminal(sys.stderr)
 
 
 def friendly(func: F) -> F:

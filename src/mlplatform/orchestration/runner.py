@@ -84,12 +84,15 @@ def quiet_local_runner() -> Iterator[None]:
 
 @contextmanager
 def _output(log: Path | None) -> Iterator[None]:
-    """kfp.local prints every task's logs to stdout; with ``log`` they go to that file."""
+    """kfp.local prints every task's logs to stdout; with ``log`` they go to that file, as
+    plain text (kfp.local colours task names and states whatever the stream)."""
     if log is None:
         yield
         return
+    from mlplatform.reporting.console import PlainText
+
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a", encoding="utf-8") as fh, redirect_stdout(fh):
+    with log.open("a", encoding="utf-8") as fh, redirect_stdout(PlainText(fh)):
         yield
 
 

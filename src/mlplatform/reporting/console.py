@@ -3,17 +3,20 @@ else by default: what libraries print, log and warn goes to a log file (``--verb
 
 Used by the CLI and the demo alike (both sit above this module). Rich leaves out colour codes
 when a console's stream is not a terminal; library output is kept off the terminal by
-:func:`library_output`.
+:func:`library_output`, and what libraries colour themselves (kfp.local's task names and
+states, Feast) reaches a log file or a pipe as plain text (:class:`PlainText`).
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,6 +29,48 @@ err_console = Console(stderr=True, soft_wrap=True)
 #: Where library output goes, under a config's ``artifacts_dir`` (the kfp.local task logs too).
 LOG_FILE = Path("logs") / "pipelines.log"
 _settings = {"verbose": False}
+#: An ANSI escape sequence (CSI: colours, cursor moves), as kfp.local and Feast print them.
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+class PlainText(io.TextIOBase):
+    """A text stream that writes to ``target`` without ANSI escape sequences: libraries that
+    colour their output unconditionally (kfp.local does) write plain text to files and pipes.
+
+    >>> out = io.StringIO()
+    >>> PlainText(out).write("\x1b[95m'mlplatform-training'\x1b[0m")
+    31
+    >>> out.getvalue()
+    "'mlplatform-training'"
+    """
+
+    def __init__(self, target: IO[str]) -> None:
+        self.target = target
+
+    def write(self, text: str) -> int:
+        self.target.write(ANSI.sub("", text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.target, "encoding", None) or "utf-8"
+
+
+def plain_unless_terminal(stream: IO[str]) -> IO[str]:
+    """``stream`` itself when it is a terminal, else a :class:`PlainText` of it."""
+    isatty = getattr(stream, "isatty", None)
+    if isinstance(stream, PlainText) or (isatty is not None and isatty()):
+        return stream
+    return PlainText(stream)  # type: ignore[return-value]
 
 
 def set_verbose(on: bool) -> None:
@@ -41,14 +86,15 @@ def is_verbose() -> bool:
 def library_output(artifacts_dir: Path) -> Iterator[Path | None]:
     """Send what libraries print, log and warn inside the block to ``artifacts_dir/LOG_FILE``
     (appended); ``console`` and ``err_console`` keep printing to the terminal. Yields the log
-    file, or None under ``--verbose`` (nothing is redirected then)."""
+    file, or None under ``--verbose`` (nothing is redirected then). The file gets plain text:
+    colour codes a library writes are dropped (:class:`PlainText`)."""
     if is_verbose():
         yield None
         return
     log = artifacts_dir / LOG_FILE
     log.parent.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        fh = stack.enter_context(log.open("a", encoding="utf-8"))
+        fh = cast(IO[str], PlainText(stack.enter_context(log.open("a", encoding="utf-8"))))
         stack.enter_context(_consoles_pinned())
         stack.enter_context(_log_handlers_to(fh))
         stack.enter_context(redirect_stdout(fh))

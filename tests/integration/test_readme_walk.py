@@ -113,6 +113,14 @@ def _check_outcome(work: Path, env: dict[str, str], text: str) -> None:
         first,
     )
     assert "promoted" in text, text[-3000:]
+    # each step says what comes next, and the monitor knows the data in place is new
+    config = "--config configs/house-price.yaml"
+    for hint in (
+        f"next: `mlplatform features materialize {config}`, then `mlplatform serve {config}`",
+        f"next           `mlplatform retrain {config}` trains on the new data in place",
+        f"next: `mlplatform rollout {config}` canaries the challenger",
+    ):
+        assert hint in text, (hint, text[-4000:])
 
 
 def _v1_data_version(work: Path, uri: str) -> str:

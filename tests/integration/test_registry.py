@@ -127,18 +127,21 @@ def test_actor_defaults_to_the_login_name_and_shows_in_lineage(
     reg = _registry(tmp_path)
     version = reg.log_and_register(trained[0], {}, {}, [], {}).version
     monkeypatch.setenv("MLPLATFORM_ACTOR", "")  # empty: still the login name
-    reg.set_alias("credit-risk", CHAMPION, version, "manual promotion")
+    why = "manual promotion: " + "the canary's figures were fine; " * 3  # 113 characters
+    reg.set_alias("credit-risk", CHAMPION, version, why)
     monkeypatch.setenv("MLPLATFORM__REGISTRY__TRACKING_URI", reg.cfg.tracking_uri)
     config = ["--config", str(ROOT / "configs/credit-risk.yaml")]
     out = CliRunner().invoke(app, ["lineage", "credit-risk", *config, "--json"])
     assert out.exit_code == 0, out.output
     champion = json.loads(out.output)["aliases"][CHAMPION]
     assert (champion["registered_by"], champion["alias_set_by"]) == ("login-bob", "login-bob")
-    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("COLUMNS", raising=False)  # a pipe: rich would assume 80 columns
     table = CliRunner().invoke(app, ["lineage", "credit-risk", *config])
     assert table.exit_code == 0, table.output
     (line,) = [ln for ln in table.output.splitlines() if "registered by" in ln]
     assert "login-bob" in line
+    (line,) = [ln for ln in table.output.splitlines() if ln.lstrip("│ ").startswith("why")]
+    assert why.strip() in line  # a long value is not folded onto several lines
 
 
 def test_reference_travels_with_the_version(tmp_path: Path, trained: tuple[Path, Path]) -> None:

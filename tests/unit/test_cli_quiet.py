@@ -30,7 +30,7 @@ runner = CliRunner()
 MARKERS = ("EXECUTOR-JSON 599", "LIBRARY-LOG-LINE", "LIBRARY-WARNING", "TQDM-BAR", "SUCCESS")
 
 STAND_INS = r"""
-import logging, sys, warnings
+import logging, os, sys, warnings
 from pathlib import Path
 import mlplatform.orchestration.runner as runner
 import mlplatform.registry.mlflow_registry as registry
@@ -62,8 +62,16 @@ class Registry:
         pass
 
     def version(self, name, version):
+        if os.environ.get("STAND_IN_CHALLENGER"):  # a later run, on the champion's data
+            tags = {"lineage.data_md5": "d" * 32}
+            return registry.VersionInfo(name, version, "run-id", ("challenger",), tags, "")
         aliases = ("champion", "challenger")  # the first validated version gets both
         return registry.VersionInfo(name, version, "run-id", aliases, {}, "")
+
+    def by_alias(self, name, alias):
+        assert alias == "champion"
+        tags = {"lineage.data_md5": "d" * 32}
+        return registry.VersionInfo(name, "7", "run-0", ("champion",), tags, "")
 
 runner.run_local = run_local
 registry.Registry = Registry
@@ -71,8 +79,11 @@ app(prog_name="mlplatform")
 """
 
 
-def _pipeline_run(tmp: Path, *options: str) -> subprocess.CompletedProcess[str]:
+def _pipeline_run(
+    tmp: Path, *options: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
+        **(extra or {}),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PYTHONPATH": str(ROOT / "src"),  # this checkout's code
         "MLPLATFORM__ARTIFACTS_DIR": str(tmp / "artifacts"),
@@ -111,8 +122,27 @@ def test_pipeline_run_prints_the_summary_only(
         "registered house-price version 1: aliases challenger and champion (there was no "
         "champion yet)",
         f"artifacts: {tmp / 'artifacts/pipeline-runs/r1'}",
+        "next: `mlplatform features materialize --config "
+        f"{ROOT / 'configs/house-price.yaml'}`, then `mlplatform serve --config "
+        f"{ROOT / 'configs/house-price.yaml'}`",
     ]
     assert proc.stderr == ""
+
+
+def test_a_challenger_on_the_champions_data_is_flagged_and_rollout_comes_next(
+    tmp_path: Path,
+) -> None:
+    proc = _pipeline_run(tmp_path, extra={"STAND_IN_CHALLENGER": "1"})
+    assert proc.returncode == 0, proc.stderr
+    config = ROOT / "configs/house-price.yaml"
+    assert proc.stdout.splitlines()[-4:] == [
+        "registered house-price version 1: aliases challenger",
+        f"artifacts: {tmp_path / 'artifacts/pipeline-runs/r1'}",
+        f"note: trained on data version {'d' * 32}, the data champion v7 was trained on: it "
+        "can only tie (new data: `mlplatform data`, e.g. with --shift 1.0)",
+        f"next: `mlplatform rollout --config {config}` canaries it (a running `mlplatform "
+        "serve` attaches it by itself)",
+    ]
 
 
 def test_library_output_lands_in_the_log_file(

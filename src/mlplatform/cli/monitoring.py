@@ -12,7 +12,7 @@ from rich.table import Table
 
 from mlplatform.cli.base import ConfigOpt, app, console, friendly, library_output
 from mlplatform.config import PlatformConfig, load_config
-from mlplatform.errors import DataError, UsageError
+from mlplatform.errors import DataError, PlatformError, UsageError
 
 if TYPE_CHECKING:
     from mlplatform.core.drift import ConceptDrift, DriftReport, SystemHealth
@@ -53,12 +53,28 @@ def monitor(
     with library_output(cfg.artifacts_dir):  # MLflow's and Evidently's output: to the log
         reference = reference_frame(cfg)
         r = run_monitor(cfg, cfg.serve.payload_store, reference, start, end, aligned=aligned)
+        stale = _stale_data(cfg) if r.alert is not None and r.alert.status == "open" else None
     how = "backfill" if start is not None else "aligned" if aligned else "up to now"
-    print_monitor(r, how, config)
+    print_monitor(r, how, config, stale)
 
 
-def print_monitor(r: MonitorResult, how: str = "", config: Path | None = None) -> None:
-    """The result as aligned lines and a per-feature table (the JSON report has it all)."""
+def _stale_data(cfg: PlatformConfig) -> str | None:
+    """Why the training data in place cannot fix the alert (it is the champion's), None when
+    it is new data, "" when that cannot be told here (the retrain says what is missing)."""
+    from mlplatform.orchestration.retrain_data import same_data_as_champion
+
+    try:
+        return same_data_as_champion(cfg)
+    except (PlatformError, OSError):
+        return ""
+
+
+def print_monitor(
+    r: MonitorResult, how: str = "", config: Path | None = None, stale: str | None = ""
+) -> None:
+    """The result as aligned lines and a per-feature table (the JSON report has it all).
+    ``stale``: why the data in place would retrain the champion's own model (None: it is new
+    data; "": not checked)."""
     from mlplatform.monitoring.windows import iso
 
     kind = f", {how}" if how else ""
@@ -79,7 +95,12 @@ def print_monitor(r: MonitorResult, how: str = "", config: Path | None = None) -
         line("alert", f"ALERT {r.alert.alert_id} ({r.alert.status}) {verb}: {', '.join(r.reasons)}")
         if r.alert.status == "open":
             cmd = f"mlplatform retrain --config {config}" if config else "mlplatform retrain"
-            line("next", f"put the new data in place, then `{cmd}` (see its --help)")
+            if stale is None:
+                line("next", f"`{cmd}` trains on the new data in place")
+            elif stale:
+                line("next", f"{stale}: put new data in place, then `{cmd}` (see its --help)")
+            else:
+                line("next", f"put the new data in place, then `{cmd}` (see its --help)")
     line("report", r.html_url or r.json_url)
 
 
@@ -171,6 +192,13 @@ def retrain(
             console.print(_outcome_text(cfg, o), highlight=False, markup=False)
     if not outcomes:
         console.print(f"{cfg.model_name}: no drift alert waiting for a retrain")
+    elif backend == "local" and any(o.version is not None for o in outcomes):
+        console.print(
+            f"next: `mlplatform rollout --config {config}` canaries the challenger (a running "
+            "`mlplatform serve` attaches it by itself)",
+            highlight=False,
+            markup=False,
+        )
 
 
 def _check_new_data(cfg: PlatformConfig, backend: str, same_data: bool) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from mlplatform.cli.base import ConfigOpt, app, console, friendly, library_output
 from mlplatform.config import PlatformConfig, load_config
@@ -59,25 +60,44 @@ def pipeline_run(
         if not cfg.data_path.exists():
             generate_data(cfg)
         run = run_local(cfg, pipeline)
-        aliases = _aliases(cfg, run.version)
+        aliases, after = _aliases(cfg, run.version, config)
     console.print(f"gate: {'passed' if run.gate.get('passed') else 'not passed'}")
     for c in run.gate.get("checks", []):
         console.print(f"  {c['name']} = {c['value']:.4g} (needs {c['op']} {c['threshold']:.4g})")
     console.print(f"registered {cfg.model_name} version {run.version}: {aliases}")
     console.print(f"artifacts: {run.run_dir}")
+    for line in after:
+        console.print(line, highlight=False, markup=False)
 
 
-def _aliases(cfg: PlatformConfig, version: str | None) -> str:
-    """What the registry made of the run's version: its aliases, in words."""
+def _aliases(cfg: PlatformConfig, version: str | None, config: Path) -> tuple[str, list[str]]:
+    """What the registry made of the run's version, in words, and the lines that follow the
+    summary: a note when it learnt from the champion's own data, and what to run next."""
     from mlplatform.registry.mlflow_registry import CHAMPION, Registry
 
     if version is None:
-        return "no version number recorded (see the register task's log)"
-    held = Registry(cfg.registry).version(cfg.model_name, version).aliases
+        return "no version number recorded (see the register task's log)", []
+    registry = Registry(cfg.registry)
+    held = registry.version(cfg.model_name, version).aliases
+    c = f"--config {config}"
     if not held:
-        return "no alias (a newer run took challenger)"
-    first = " (there was no champion yet)" if CHAMPION in held else ""
-    return "aliases " + " and ".join(sorted(held)) + first
+        return "no alias (a newer run took challenger)", []
+    if CHAMPION in held:
+        words = "aliases " + " and ".join(sorted(held)) + " (there was no champion yet)"
+        return words, [f"next: `mlplatform features materialize {c}`, then `mlplatform serve {c}`"]
+    after = []
+    champion = registry.by_alias(cfg.model_name, CHAMPION)
+    data = registry.version(cfg.model_name, version).tags.get("lineage.data_md5")
+    if champion is not None and data and champion.tags.get("lineage.data_md5") == data:
+        after.append(
+            f"note: trained on data version {data}, the data champion v{champion.version} was "
+            "trained on: it can only tie (new data: `mlplatform data`, e.g. with --shift 1.0)"
+        )
+    after.append(
+        f"next: `mlplatform rollout {c}` canaries it (a running `mlplatform serve` attaches it "
+        "by itself)"
+    )
+    return "aliases " + " and ".join(sorted(held)), after
 
 
 @app.command()
@@ -101,5 +121,7 @@ def lineage(
         raise ModelVersionNotFoundError(
             f"model {model!r} has no champion or challenger in {cfg.registry.tracking_uri}"
         )
-    else:
+    elif console.is_terminal:
         console.print(lineage_table(doc))
+    else:  # a pipe or a file: rich would fold long values at 80 columns
+        Console(file=console.file, width=200).print(lineage_table(doc))

@@ -78,9 +78,11 @@ def test_failing_gate_fails_the_run_and_leaves_the_registry_unchanged(workspace:
     before = [(v.version, v.aliases) for v in reg.versions("credit-risk")]
     with pytest.raises(
         PipelineRunError, match=r"gate failed: roc_auc = 0\.\d+ \(needs >= 0\.999\)"
-    ):
+    ) as failed:
         run_local(cfg, ROOT / "pipelines/training_pipeline.yaml", base=ROOT)
     assert [(v.version, v.aliases) for v in reg.versions("credit-risk")] == before
+    message = str(failed.value)  # kfp.local colours its words; the line we print is plain
+    assert "FAILURE" in message and "\x1b" not in message, message
 
 
 def test_extend_example_reuses_components_and_adds_a_check(workspace: Path) -> None:

@@ -126,8 +126,10 @@ def run_local(
         with quiet_local_runner(), _output(log):
             pipe(config_json=cfg.to_json(), git_commit=git_commit(base), trigger=trigger)
         failure = None
-    except RuntimeError as exc:  # kfp.local: "... finished with status FAILURE ..."
-        failure = str(exc).splitlines()[0]
+    except RuntimeError as exc:  # kfp.local: "... finished with status FAILURE ...", coloured
+        from mlplatform.reporting.console import ANSI
+
+        failure = ANSI.sub("", str(exc).splitlines()[0])
     run_dir = max(set(root.glob("*")) - before, key=lambda p: p.stat().st_mtime, default=root)
     gate = _read_json(run_dir / "gate" / "report")
     if failure:

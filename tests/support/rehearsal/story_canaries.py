@@ -144,9 +144,9 @@ class LaterCanaries:
 
         cfg = load_config(ROOT / "configs" / f"{model}.yaml", env={})
         reg = Registry(cfg.with_overrides(registry={"tracking_uri": self.mlflow}).registry)
-        champion = reg.load(model, CHAMPION)
-        broken = dataclasses.replace(champion, bias=champion.bias + 8.0)
         with tempfile.TemporaryDirectory() as tmp, library_output(self.tmp / "laptop"):
+            champion = reg.load(model, CHAMPION)  # MLflow's download bar: to the log too
+            broken = dataclasses.replace(champion, bias=champion.bias + 8.0)
             path = broken.save(Path(tmp) / "model.json")
             lineage = {"data_md5": self.data_versions[model], "note": "corrupted on purpose"}
             version = reg.log_and_register(path, {}, {}, [], lineage).version

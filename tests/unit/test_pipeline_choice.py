@@ -41,7 +41,8 @@ def test_the_extended_pipeline_is_refused_with_what_to_run_instead(
     result = CliRunner().invoke(app, [*args, "--pipeline", str(extended_yaml)], env=env)
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
-    (line,) = [x for x in result.output.splitlines() if x.startswith("error:")]
+    (line,) = result.output.splitlines()  # the error alone: no task ran, no log to point at
+    assert line.startswith("error: ")
     assert "is not the training pipeline (its inputs: config_json, min_rows;" in line
     assert "`make pipeline-extended`" in line
     assert not (tmp_path / "artifacts" / "pipeline-runs").exists()  # nothing ran

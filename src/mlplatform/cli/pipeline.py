@@ -50,10 +50,12 @@ def pipeline_run(
     ] = None,
 ) -> None:
     """Run the compiled pipeline locally (kfp.local, no cluster): data → ... → register."""
-    from mlplatform.orchestration.runner import run_local
+    from mlplatform.orchestration.runner import run_local, training_pipeline
     from mlplatform.stages import generate_data
 
     cfg = load_config(config)
+    if pipeline is not None:
+        training_pipeline(pipeline)  # another pipeline is refused before anything is printed
     with library_output(cfg.artifacts_dir) as log:
         if log is not None:
             console.print(f"task and library logs → {log} (--verbose shows them here)")

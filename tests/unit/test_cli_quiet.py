@@ -138,8 +138,8 @@ def test_a_challenger_on_the_champions_data_is_flagged_and_rollout_comes_next(
     assert proc.stdout.splitlines()[-4:] == [
         "registered house-price version 1: aliases challenger",
         f"artifacts: {tmp_path / 'artifacts/pipeline-runs/r1'}",
-        f"note: trained on data version {'d' * 32}, the data champion v7 was trained on: it "
-        "can only tie (new data: `mlplatform data`, e.g. with --shift 1.0)",
+        f"note: data version {'d' * 32} is the one champion v7 was trained on: it can only tie "
+        "(new data: `mlplatform data --shift 1.0`)",
         f"next: `mlplatform rollout --config {config}` canaries it (a running `mlplatform "
         "serve` attaches it by itself)",
     ]

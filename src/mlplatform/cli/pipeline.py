@@ -62,7 +62,7 @@ def pipeline_run(
         if not cfg.data_path.exists():
             generate_data(cfg)
         run = run_local(cfg, pipeline)
-        aliases, after = _aliases(cfg, run.version, config)
+        aliases, after = _registered(cfg, run.version, config)
     console.print(f"gate: {'passed' if run.gate.get('passed') else 'not passed'}")
     for c in run.gate.get("checks", []):
         console.print(f"  {c['name']} = {c['value']:.4g} (needs {c['op']} {c['threshold']:.4g})")
@@ -72,15 +72,16 @@ def pipeline_run(
         console.print(line, highlight=False, markup=False)
 
 
-def _aliases(cfg: PlatformConfig, version: str | None, config: Path) -> tuple[str, list[str]]:
+def _registered(cfg: PlatformConfig, version: str | None, config: Path) -> tuple[str, list[str]]:
     """What the registry made of the run's version, in words, and the lines that follow the
     summary: a note when it learnt from the champion's own data, and what to run next."""
+    from mlplatform.orchestration.retrain_data import same_data_as_champion
     from mlplatform.registry.mlflow_registry import CHAMPION, Registry
 
     if version is None:
         return "no version number recorded (see the register task's log)", []
-    registry = Registry(cfg.registry)
-    held = registry.version(cfg.model_name, version).aliases
+    info = Registry(cfg.registry).version(cfg.model_name, version)
+    held = info.aliases
     c = f"--config {config}"
     if not held:
         return "no alias (a newer run took challenger)", []
@@ -88,13 +89,9 @@ def _aliases(cfg: PlatformConfig, version: str | None, config: Path) -> tuple[st
         words = "aliases " + " and ".join(sorted(held)) + " (there was no champion yet)"
         return words, [f"next: `mlplatform features materialize {c}`, then `mlplatform serve {c}`"]
     after = []
-    champion = registry.by_alias(cfg.model_name, CHAMPION)
-    data = registry.version(cfg.model_name, version).tags.get("lineage.data_md5")
-    if champion is not None and data and champion.tags.get("lineage.data_md5") == data:
-        after.append(
-            f"note: trained on data version {data}, the data champion v{champion.version} was "
-            "trained on: it can only tie (new data: `mlplatform data`, e.g. with --shift 1.0)"
-        )
+    data = info.tags.get("lineage.data_md5")
+    if data and (problem := same_data_as_champion(cfg, data)):
+        after.append(f"note: {problem}: it can only tie (new data: `mlplatform data --shift 1.0`)")
     after.append(
         f"next: `mlplatform rollout {c}` canaries it (a running `mlplatform serve` attaches it "
         "by itself)"

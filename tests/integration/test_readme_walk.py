@@ -61,8 +61,8 @@ def test_the_readme_walk_runs_as_pasted(tmp_path: Path) -> None:
         shutil.copytree(ROOT / name, tmp_path / name)
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))
     script = "set -euo pipefail\n" + walk_commands((ROOT / "README.md").read_text())
-    # a newcomer's shell: no config overrides, and no registry URI another test's Registry()
-    # exported (mlflow.set_registry_uri also sets MLFLOW_REGISTRY_URI for child processes)
+    # a newcomer's shell: no config overrides, and no MLflow URI something in this test
+    # process exported (mlflow.set_*_uri also set MLFLOW_*_URI for child processes)
     leaked = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLPLATFORM__")}
     env = {k: v for k, v in env.items() if k not in leaked}

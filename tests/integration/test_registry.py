@@ -237,3 +237,58 @@ def test_rollout_watch_waits_until_the_canary_serves_the_challenger(
     )
     assert calls == [4, 5]  # rolled out only once served (and again while still pending)
     assert capsys.readouterr().out.count(f"challenger v{v2} registered, waiting") == 1
+
+
+TWO_REGISTRIES = r"""
+import json, os, sys
+from pathlib import Path
+import mlflow
+from mlflow import MlflowClient
+from mlplatform.config import RegistryConfig
+from mlplatform.registry.mlflow_registry import CHAMPION, Registry
+
+model, tmp = Path(sys.argv[1]), Path(sys.argv[2])
+uri = {k: f"sqlite:///{tmp}/{k}.db" for k in "ab"}
+a, b = (Registry(RegistryConfig(tracking_uri=uri[k], artifact_root=str(tmp / k))) for k in "ab")
+version = a.log_and_register(model, {}, {}, [], {}).version
+a.set_alias("credit-risk", CHAMPION, version)
+loaded = a.load("credit-risk", CHAMPION)
+print(json.dumps({
+    "env": {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")},
+    "tracking": mlflow.get_tracking_uri(),
+    "registry": mlflow.get_registry_uri(),
+    "a_models": [m.name for m in MlflowClient(tracking_uri=uri["a"]).search_registered_models()],
+    "b_models": [m.name for m in MlflowClient(tracking_uri=uri["b"]).search_registered_models()],
+    "loaded": loaded.name,
+}))
+"""
+
+
+def test_a_registry_leaves_no_process_wide_uri_behind(
+    tmp_path: Path, trained: tuple[Path, Path]
+) -> None:
+    """Two registries in one process, then a plain MlflowClient naming only a tracking URI
+    (MLflow takes its registry URI from the process-wide one): it sees its own store's
+    models. Before, every Registry() set both URIs process-wide and exported them to child
+    processes, so the client of store a read store b's registry (the rehearsal story's
+    'refused port-forward')."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PYTHONPATH"] = str(ROOT / "src")
+    proc = subprocess.run(
+        [sys.executable, "-c", TWO_REGISTRIES, str(trained[0]), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["env"] == {"MLFLOW_TRACKING_URI": None, "MLFLOW_REGISTRY_URI": None}
+    assert str(tmp_path) not in out["tracking"] + out["registry"]  # MLflow's own defaults
+    assert out["a_models"] == ["credit-risk"] and out["b_models"] == []
+    assert out["loaded"] == "credit-risk"  # the models:/ download found store a's alias

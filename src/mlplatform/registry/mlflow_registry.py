@@ -17,6 +17,8 @@ import json
 import os
 import shutil
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +34,9 @@ from mlplatform.stores.migrate import ALEMBIC_LOCK
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 #: What a logged model needs at load time (explicit, so MLflow does not spend seconds inferring).
+#: What ``mlflow.set_tracking_uri``/``set_registry_uri`` export for child processes.
+URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_FLUENT_LOCK = threading.Lock()
 PIP_REQUIREMENTS = ["numpy>=2.4,<2.5", "pandas>=2.3,<3", "scipy>=1.13"]
 #: The drift reference of a version: an artifact of the version's run.
 REFERENCE_DIR, REFERENCE_FILE = "reference", "train_sample.parquet"
@@ -57,7 +62,8 @@ def now() -> str:
 
 
 class Registry:
-    """A thin wrapper over one MLflow tracking/registry URI (no global state touched at import)."""
+    """A thin wrapper over one MLflow tracking/registry URI; MLflow's process-wide URIs are
+    this registry's only inside its own fluent calls (:meth:`_fluent`)."""
 
     def __init__(self, cfg: RegistryConfig) -> None:
         import mlflow
@@ -68,8 +74,6 @@ class Registry:
             Path(cfg.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
                 parents=True, exist_ok=True
             )
-        mlflow.set_tracking_uri(cfg.tracking_uri)
-        mlflow.set_registry_uri(cfg.tracking_uri)
         # Artifacts always through the tracking server: MLflow 3.17's client otherwise asks a
         # server with an S3 store for presigned URLs (mlflow_artifacts_repo._download_file),
         # which name the server's own S3 endpoint (the chart's short MinIO name, which pipeline
@@ -79,6 +83,30 @@ class Registry:
         self.mlflow = mlflow
         with ALEMBIC_LOCK, self.reachable():  # a first client migrates MLflow's database
             self.client = MlflowClient(cfg.tracking_uri, cfg.tracking_uri)
+
+    @contextlib.contextmanager
+    def _fluent(self) -> Iterator[None]:
+        """This registry's URIs for MLflow's fluent API (``start_run``, ``log_model``,
+        ``models:/`` downloads read the process-wide ones) during the block only, then the
+        previous ones again, with the environment variables MLflow exports for child processes.
+        A registry never leaves its URIs behind: another client in the process (a second
+        registry, the rehearsal's own ``MlflowClient``) is not sent to a store it did not name.
+        One block at a time in the process."""
+        with _FLUENT_LOCK:
+            before = {k: os.environ.get(k) for k in URI_VARIABLES}
+            self.mlflow.set_tracking_uri(self.cfg.tracking_uri)
+            self.mlflow.set_registry_uri(self.cfg.tracking_uri)
+            try:
+                yield
+            finally:
+                # None unsets (MLflow's own _use_tracking_uri restores a None the same way)
+                self.mlflow.set_tracking_uri(before["MLFLOW_TRACKING_URI"])  # type: ignore[arg-type]
+                self.mlflow.set_registry_uri(before["MLFLOW_REGISTRY_URI"])  # type: ignore[arg-type]
+                for key, value in before.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
 
     def reachable(self) -> contextlib.AbstractContextManager[None]:
         """MLflow's failures to reach this registry as :class:`RegistryUnavailableError`."""
@@ -111,28 +139,34 @@ class Registry:
         model = LinearModel.load(model_path)
         tags = {f"lineage.{k}": str(v) for k, v in lineage.items()}
         tags |= {"lineage.registered_by": who(), "lineage.registered_at": now()}
-        with self.mlflow.start_run(experiment_id=self.experiment_id()) as run:
-            self.mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            self.mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-            self.mlflow.set_tags(tags)
-            for path in artifacts:
-                self.mlflow.log_artifact(str(path), artifact_path="reports")
-            with tempfile.TemporaryDirectory() as tmp:  # a KFP artifact has no .json suffix
-                if reference is not None:
-                    sample = Path(tmp) / REFERENCE_FILE
-                    reference.to_parquet(sample, index=False)
-                    self.mlflow.log_artifact(str(sample), artifact_path=REFERENCE_DIR)
-                staged = shutil.copy(model_path, Path(tmp) / "model.json")
-                info = self.mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=LinearPyfunc(),
-                    artifacts={"model": str(staged)},
-                    pip_requirements=PIP_REQUIREMENTS,
-                )
-        self._ensure_model(model.name)
-        mv = self.client.create_model_version(  # a tracking server needs the model_id
-            model.name, info.model_uri, run_id=run.info.run_id, tags=tags, model_id=info.model_id
-        )
+        experiment = self.experiment_id()
+        with self._fluent():  # the model version's source (models:/<model id>) resolves too
+            with self.mlflow.start_run(experiment_id=experiment) as run:
+                self.mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+                self.mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+                self.mlflow.set_tags(tags)
+                for path in artifacts:
+                    self.mlflow.log_artifact(str(path), artifact_path="reports")
+                with tempfile.TemporaryDirectory() as tmp:  # a KFP artifact has no .json suffix
+                    if reference is not None:
+                        sample = Path(tmp) / REFERENCE_FILE
+                        reference.to_parquet(sample, index=False)
+                        self.mlflow.log_artifact(str(sample), artifact_path=REFERENCE_DIR)
+                    staged = shutil.copy(model_path, Path(tmp) / "model.json")
+                    info = self.mlflow.pyfunc.log_model(
+                        name="model",
+                        python_model=LinearPyfunc(),
+                        artifacts={"model": str(staged)},
+                        pip_requirements=PIP_REQUIREMENTS,
+                    )
+            self._ensure_model(model.name)
+            mv = self.client.create_model_version(  # a tracking server needs the model_id
+                model.name,
+                info.model_uri,
+                run_id=run.info.run_id,
+                tags=tags,
+                model_id=info.model_id,
+            )
         return self.version(model.name, str(mv.version))
 
     def _ensure_model(self, name: str) -> None:
@@ -212,7 +246,7 @@ class Registry:
         return self._load_uri(f"models:/{name}/{version}")
 
     def _load_uri(self, uri: str) -> LinearModel:
-        with self.reachable():
+        with self.reachable(), self._fluent():
             local = self.mlflow.artifacts.download_artifacts(uri)
         return LinearModel.load(next(Path(local).rglob("model.json")))
 
@@ -227,7 +261,10 @@ class Registry:
             raise ReferenceNotFoundError(name, info.version)
         with tempfile.TemporaryDirectory() as tmp, self.reachable():
             local = self.mlflow.artifacts.download_artifacts(
-                run_id=info.run_id, artifact_path=f"{REFERENCE_DIR}/{REFERENCE_FILE}", dst_path=tmp
+                run_id=info.run_id,
+                artifact_path=f"{REFERENCE_DIR}/{REFERENCE_FILE}",
+                dst_path=tmp,
+                tracking_uri=self.cfg.tracking_uri,
             )
             return pd.read_parquet(local)
 

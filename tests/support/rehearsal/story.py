@@ -192,9 +192,10 @@ class Story(LaterCanaries):
 
     def mlflow_client(self) -> Any:
         """A client of the release's MLflow (its port-forward) for tracking AND registry: a
-        client given only the tracking URI takes the registry URI that any earlier
-        ``Registry`` set process-wide (``mlflow.set_registry_uri``), which in a full test run
-        is an earlier rehearsal's port-forward, long closed (the "refused" port-forward)."""
+        client given only the tracking URI takes the process-wide registry URI, which
+        anything in the test process may have set (``Registry`` itself did until it kept its
+        URIs to its own fluent calls; then it was an earlier rehearsal's port-forward, long
+        closed: the "refused" port-forward)."""
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.mlflow, registry_uri=self.mlflow)

@@ -432,3 +432,51 @@ def test_slices_on_postgresql_read_one_snapshot(pg_url: str) -> None:
         assert "mid-read" in store.ids()  # it was committed while the slices were read
         assert len(parts) == before
         assert len(_read(store, 2)) == before + 1
+
+
+def _rows(data: Any) -> list[tuple[Any, ...]]:
+    """WindowData's per-instance rows (features, prediction, label), order-free and with NaN
+    as None, so that two reads can be compared whatever order their blocks came in."""
+
+    def plain(x: Any) -> Any:
+        if x is None or (isinstance(x, float) and math.isnan(x)):
+            return None
+        return float(x) if isinstance(x, int | float | np.number) else x
+
+    columns = [data.features[c].to_numpy() for c in data.features.columns]
+    rows = zip(*columns, data.predictions, data.labels, strict=True)
+    return sorted((tuple(plain(v) for v in row) for row in rows), key=repr)
+
+
+@pytest.mark.parametrize("endpoints", [("predict", "infer"), ("infer",)])
+@pytest.mark.parametrize("names", [NAMES, ("area", "rooms")])
+def test_the_monitors_window_equals_the_json_path(
+    url: str, names: tuple[str, ...], endpoints: tuple[str, ...]
+) -> None:
+    """What the monitor reads (blocks straight to arrays, no frame of every instance) equals
+    the JSON path's rows split the documented way (frame_window), up to row order."""
+    from mlplatform.monitoring.payload_window import frame_window, window_data
+
+    with PayloadStore(url) as store:
+        log_cases(store)
+        got = window_data(store.window_blocks(T0, T0 + 60, "m"), names, endpoints)
+        want = frame_window(expected(store, names), names, endpoints)
+    assert list(got.features.columns) == list(names)
+    assert _rows(got) == _rows(want)
+    assert sorted(zip(got.latency_ms, got.status, strict=True)) == sorted(
+        zip(want.latency_ms, want.status, strict=True)
+    )
+    assert got.model_versions == want.model_versions
+    assert got.rows == want.rows > 0 or endpoints == ("infer",)
+
+
+def test_a_window_without_a_named_feature_is_refused(url: str) -> None:
+    from mlplatform.errors import PayloadWindowError
+    from mlplatform.monitoring.payload_window import window_data
+
+    with PayloadStore(url) as store:
+        log_cases(store)
+        blocks = store.window_blocks(T0, T0 + 60, "m")
+    names = ("area", "rooms", "district", "price")  # no logged request has a fourth
+    with pytest.raises(PayloadWindowError, match=r"lack features \['price'\]"):
+        window_data(blocks, names, ("predict",))

@@ -12,6 +12,7 @@ bodies, with raw predictions and labels). The monitor wants two views:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,12 @@ from mlplatform.config import PlatformConfig
 from mlplatform.core.alerts import Window
 from mlplatform.errors import PayloadWindowError
 from mlplatform.serving.payloads import PayloadStore, as_number
+from mlplatform.serving.payloads.numeric import (
+    Block,
+    block_features,
+    block_labels,
+    block_predictions,
+)
 from mlplatform.stores import sqlite_path
 
 FloatArray = NDArray[np.float64]
@@ -93,6 +100,55 @@ def frame_window(frame: pd.DataFrame, names: Sequence[str], endpoints: Sequence[
     )
 
 
+def window_data(
+    blocks: Sequence[Block], names: Sequence[str], endpoints: Sequence[str]
+) -> WindowData:
+    """:class:`WindowData` straight from :meth:`PayloadStore.window_blocks`: what
+    :func:`frame_window` makes of :meth:`PayloadStore.numeric_window`, in block order, without
+    a frame of every instance. A block's requests share one endpoint and model version, so a
+    block is in or out whole; only the features of its 2xx requests' instances are decoded."""
+    served = [b for b in blocks if b.endpoint in set(endpoints)]
+    features: dict[str, list[NDArray[Any]]] = {n: [] for n in names}
+    found: set[str] = set()
+    predictions, labels, versions = [], [], Counter[str]()
+    for b in served:
+        ok = np.repeat((b.status >= 200) & (b.status < 300), b.counts)
+        kept = int(ok.sum())
+        if not kept:
+            continue
+        columns = block_features(b, names)
+        for n in names:
+            column = columns.get(f"feature.{n}")
+            found.update([n] if column is not None else [])
+            features[n].append(np.full(kept, np.nan) if column is None else column[ok])
+        predictions.append(block_predictions(b)[ok])
+        labels.append(block_labels(b)[ok])
+        versions["unknown" if pd.isna(b.model_version) else str(b.model_version)] += kept
+    missing = [n for n in names if n not in found]
+    if predictions and missing:
+        raise PayloadWindowError(
+            f"logged requests lack features {missing} (instances must be rows in feature "
+            "order or objects keyed by feature name)"
+        )
+    frame = (
+        pd.DataFrame({n: np.concatenate(features[n]) for n in names})
+        if predictions
+        else pd.DataFrame(columns=list(names))
+    )
+    return WindowData(
+        features=frame,
+        predictions=_numbers(_joined(predictions)),
+        labels=_numbers(_joined(labels)),
+        latency_ms=_joined([b.latency_ms for b in served]),
+        status=_joined([b.status for b in served]),
+        model_versions=dict(versions.most_common()),
+    )
+
+
+def _joined(parts: list[FloatArray]) -> FloatArray:
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
 def payload_frame(
     payload_store: str | Path, window: Window, cfg: PlatformConfig, endpoints: Sequence[str]
 ) -> WindowData:
@@ -102,5 +158,5 @@ def payload_frame(
     if path is not None and not path.is_file():
         raise PayloadWindowError(f"no payload log at {path} (serve the model first)")
     with PayloadStore(payload_store) as store:
-        frame = store.numeric_window(window.start, window.end, cfg.model_name, cfg.feature_names)
-    return frame_window(frame, cfg.feature_names, endpoints)
+        blocks = store.window_blocks(window.start, window.end, cfg.model_name)
+    return window_data(blocks, cfg.feature_names, endpoints)

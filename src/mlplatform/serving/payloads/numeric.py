@@ -169,14 +169,31 @@ def _block_frame(b: Block, names: Sequence[str] | None) -> tuple[pd.DataFrame, F
         "model_version": np.full(total, b.model_version, dtype=object),
         "instance": np.arange(total) - np.repeat(_starts(counts), counts),
     }
+    columns.update(block_features(b, names))
+    columns["prediction"] = block_predictions(b)
+    columns["label"] = block_labels(b)
+    return pd.DataFrame(columns), b.ts[request_of]
+
+
+def block_features(b: Block, names: Sequence[str] | None) -> dict[str, Any]:
+    """The ``feature.<name>`` columns of a block's instances (one value per instance)."""
     if b.instances is not None:
         rows = [{} if x is None else instance_features(x, names) for v in b.instances for x in v]
-        columns.update(pd.DataFrame(rows, index=pd.RangeIndex(total)).to_dict("series"))
-    elif b.layout is not None:
-        columns.update(_columns(parse_layout(b.layout), b.numbers, b.strings, names))
-    columns["prediction"] = _predictions(b.prediction_sizes, b.predictions, counts)
-    columns["label"] = _labels(b.labels, counts)
-    return pd.DataFrame(columns), b.ts[request_of]
+        frame = pd.DataFrame(rows, index=pd.RangeIndex(int(b.counts.sum())))
+        return {name: frame[name].to_numpy() for name in frame.columns}
+    if b.layout is not None:
+        return _columns(parse_layout(b.layout), b.numbers, b.strings, names)
+    return {}
+
+
+def block_predictions(b: Block) -> Floats:
+    """Per instance of a block: its request's i-th prediction, NaN where it has fewer."""
+    return _predictions(b.prediction_sizes, b.predictions, b.counts)
+
+
+def block_labels(b: Block) -> Floats:
+    """Per instance of a block: the number of its request's latest label, NaN if none."""
+    return _labels(b.labels, b.counts)
 
 
 def _columns(

@@ -25,7 +25,7 @@ from mlplatform.errors import (
 from mlplatform.serving.payloads.compact import encode_half, encode_record
 from mlplatform.serving.payloads.decode import instance_rows
 from mlplatform.serving.payloads.feedback import accept_feedback
-from mlplatform.serving.payloads.numeric import numeric_frame, packed_block, row_blocks
+from mlplatform.serving.payloads.numeric import Block, numeric_frame, packed_block, row_blocks
 from mlplatform.serving.payloads.records import COLUMNS, PayloadRecord
 from mlplatform.serving.payloads.retention import (
     BATCH,
@@ -267,11 +267,16 @@ class PayloadStore:
         with ``prediction`` and ``label`` as numbers (float64: the value, or the last class
         probability; NaN otherwise), ordered by time, read in bulk from the compact columns
         written at ingestion (:mod:`.numeric`). What the monitor reads."""
+        return numeric_frame(self.window_blocks(since, until, model), feature_names)
+
+    def window_blocks(self, since: float, until: float, model: str | None = None) -> list[Block]:
+        """The requests in ``[since, until)`` as :class:`~.numeric.Block` s (one endpoint,
+        model version and layout each, every column packed), in no set order: what
+        :meth:`numeric_window` lays out per instance, and what the monitor reads."""
         slices = READ_SLICES if self.dialect == "postgresql" else 0
         queries = window_queries(since, until, model, slices)
         *packed, rows = self._read(queries.all, bulk_read)
-        blocks = [packed_block(row) for table in packed for row in table]
-        return numeric_frame([*blocks, *row_blocks(rows)], feature_names)
+        return [*(packed_block(row) for table in packed for row in table), *row_blocks(rows)]
 
 
 def _insert_feedback(

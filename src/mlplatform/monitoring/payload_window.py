@@ -3,7 +3,9 @@
 :meth:`PayloadStore.numeric_window` gives one row per instance with the request's metadata,
 ``feature.<name>`` columns, ``prediction`` and ``label`` (read in bulk from the compact form
 written at ingestion; :meth:`PayloadStore.window` gives the same rows decoded from the JSON
-bodies, with raw predictions and labels). The monitor wants two views:
+bodies, with raw predictions and labels); :func:`frame_window` splits such a frame. The monitor
+itself goes from :meth:`PayloadStore.window_blocks` to the same views without that frame
+(:func:`window_data`). The two views:
 
 * rows of successful requests (HTTP 2xx) for drift: the feature frame, the predictions and
   the labels (NaN when no feedback came), and the model versions that served them;
@@ -107,7 +109,8 @@ def window_data(
     :func:`frame_window` makes of :meth:`PayloadStore.numeric_window`, in block order, without
     a frame of every instance. A block's requests share one endpoint and model version, so a
     block is in or out whole; only the features of its 2xx requests' instances are decoded."""
-    served = [b for b in blocks if b.endpoint in set(endpoints)]
+    wanted = set(endpoints)
+    served = [b for b in blocks if b.endpoint in wanted]
     features: dict[str, list[NDArray[Any]]] = {n: [] for n in names}
     found: set[str] = set()
     predictions, labels, versions = [], [], Counter[str]()
@@ -119,8 +122,11 @@ def window_data(
         columns = block_features(b, names)
         for n in names:
             column = columns.get(f"feature.{n}")
-            found.update([n] if column is not None else [])
-            features[n].append(np.full(kept, np.nan) if column is None else column[ok])
+            if column is None:  # absent here: NaN, as a frame of all blocks would hold
+                features[n].append(np.full(kept, np.nan))
+            else:
+                found.add(n)
+                features[n].append(column[ok])
         predictions.append(block_predictions(b)[ok])
         labels.append(block_labels(b)[ok])
         versions["unknown" if pd.isna(b.model_version) else str(b.model_version)] += kept

@@ -266,7 +266,7 @@ class PayloadStore:
         """:meth:`window` without ``request``/``response`` parsing: the same rows and columns,
         with ``prediction`` and ``label`` as numbers (float64: the value, or the last class
         probability; NaN otherwise), ordered by time, read in bulk from the compact columns
-        written at ingestion (:mod:`.numeric`). What the monitor reads."""
+        written at ingestion (:mod:`.numeric`). The monitor reads :meth:`window_blocks`."""
         return numeric_frame(self.window_blocks(since, until, model), feature_names)
 
     def window_blocks(self, since: float, until: float, model: str | None = None) -> list[Block]:

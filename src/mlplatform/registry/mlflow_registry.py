@@ -17,8 +17,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,13 +28,11 @@ from mlplatform.config import RegistryConfig
 from mlplatform.core.model import LinearModel
 from mlplatform.errors import ModelVersionNotFoundError, ReferenceNotFoundError
 from mlplatform.registry.outage import bound_requests, reachable
+from mlplatform.registry.uris import scoped_uris
 from mlplatform.stores.migrate import ALEMBIC_LOCK
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 #: What a logged model needs at load time (explicit, so MLflow does not spend seconds inferring).
-#: What ``mlflow.set_tracking_uri``/``set_registry_uri`` export for child processes.
-URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-_FLUENT_LOCK = threading.Lock()
 PIP_REQUIREMENTS = ["numpy>=2.4,<2.5", "pandas>=2.3,<3", "scipy>=1.13"]
 #: The drift reference of a version: an artifact of the version's run.
 REFERENCE_DIR, REFERENCE_FILE = "reference", "train_sample.parquet"
@@ -84,29 +80,10 @@ class Registry:
         with ALEMBIC_LOCK, self.reachable():  # a first client migrates MLflow's database
             self.client = MlflowClient(cfg.tracking_uri, cfg.tracking_uri)
 
-    @contextlib.contextmanager
-    def _fluent(self) -> Iterator[None]:
-        """This registry's URIs for MLflow's fluent API (``start_run``, ``log_model``,
-        ``models:/`` downloads read the process-wide ones) during the block only, then the
-        previous ones again, with the environment variables MLflow exports for child processes.
-        A registry never leaves its URIs behind: another client in the process (a second
-        registry, the rehearsal's own ``MlflowClient``) is not sent to a store it did not name.
-        One block at a time in the process."""
-        with _FLUENT_LOCK:
-            before = {k: os.environ.get(k) for k in URI_VARIABLES}
-            self.mlflow.set_tracking_uri(self.cfg.tracking_uri)
-            self.mlflow.set_registry_uri(self.cfg.tracking_uri)
-            try:
-                yield
-            finally:
-                # None unsets (MLflow's own _use_tracking_uri restores a None the same way)
-                self.mlflow.set_tracking_uri(before["MLFLOW_TRACKING_URI"])  # type: ignore[arg-type]
-                self.mlflow.set_registry_uri(before["MLFLOW_REGISTRY_URI"])  # type: ignore[arg-type]
-                for key, value in before.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
+    def _fluent(self) -> contextlib.AbstractContextManager[None]:
+        """This registry's URIs for MLflow's fluent calls, during the block only
+        (:func:`~mlplatform.registry.uris.scoped_uris`)."""
+        return scoped_uris(self.mlflow, self.cfg.tracking_uri)
 
     def reachable(self) -> contextlib.AbstractContextManager[None]:
         """MLflow's failures to reach this registry as :class:`RegistryUnavailableError`."""

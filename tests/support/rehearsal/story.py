@@ -440,11 +440,16 @@ class Story(LaterCanaries):
         self.progress(f"  client: {len(client.sent)} requests, answered {dict(client.answered)}")
 
     def _promoted(self, model: str) -> bool:
+        """The promotion is finished: the canary share gone, ``champion`` on the new version
+        and ``challenger`` no longer on it (the controller moves ``champion`` first, then
+        deletes ``challenger``; a poll between the two saw both on it)."""
         assert self.world.kube is not None
         spec = self.world.kube.api.get(model)["spec"]["predictor"]
+        aliases, version = self.aliases(model), self.versions[model][-1]
         return (
             "canaryTrafficPercent" not in spec
-            and self.aliases(model).get("champion") == self.versions[model][-1]
+            and aliases.get("champion") == version
+            and aliases.get("challenger") != version
         )
 
     def drift_alert(self) -> None:

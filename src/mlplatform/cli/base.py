@@ -43,7 +43,16 @@ __all__ = [
     "friendly",
     "library_output",
     "print_metrics",
+    "rollout_hint",
 ]
+
+
+def rollout_hint(config: Path, what: str) -> str:
+    """The one line that sends a newly registered challenger (``what``) to a canary."""
+    return (
+        f"next: `mlplatform rollout --config {config}` canaries {what} (a running "
+        "`mlplatform serve` attaches it by itself)"
+    )
 
 
 @app.callback()

@@ -10,7 +10,7 @@ import typer
 from rich.padding import Padding
 from rich.table import Table
 
-from mlplatform.cli.base import ConfigOpt, app, console, friendly, library_output
+from mlplatform.cli.base import ConfigOpt, app, console, friendly, library_output, rollout_hint
 from mlplatform.config import PlatformConfig, load_config
 from mlplatform.errors import DataError, PlatformError, UsageError
 
@@ -193,12 +193,7 @@ def retrain(
     if not outcomes:
         console.print(f"{cfg.model_name}: no drift alert waiting for a retrain")
     elif backend == "local" and any(o.version is not None for o in outcomes):
-        console.print(
-            f"next: `mlplatform rollout --config {config}` canaries the challenger (a running "
-            "`mlplatform serve` attaches it by itself)",
-            highlight=False,
-            markup=False,
-        )
+        console.print(rollout_hint(config, "the challenger"), highlight=False, markup=False)
 
 
 def _check_new_data(cfg: PlatformConfig, backend: str, same_data: bool) -> None:

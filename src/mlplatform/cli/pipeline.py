@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from mlplatform.cli.base import ConfigOpt, app, console, friendly, library_output
+from mlplatform.cli.base import ConfigOpt, app, console, friendly, library_output, rollout_hint
 from mlplatform.config import PlatformConfig, load_config
 from mlplatform.errors import ModelVersionNotFoundError
 
@@ -92,10 +92,7 @@ def _registered(cfg: PlatformConfig, version: str | None, config: Path) -> tuple
     data = info.tags.get("lineage.data_md5")
     if data and (problem := same_data_as_champion(cfg, data)):
         after.append(f"note: {problem}: it can only tie (new data: `mlplatform data --shift 1.0`)")
-    after.append(
-        f"next: `mlplatform rollout {c}` canaries it (a running `mlplatform serve` attaches it "
-        "by itself)"
-    )
+    after.append(rollout_hint(config, "it"))
     return "aliases " + " and ".join(sorted(held)), after
 
 

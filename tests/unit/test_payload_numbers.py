@@ -14,6 +14,7 @@ import json
 import math
 import threading
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,14 @@ import sqlalchemy as sa
 from tests.support.services import store_backends, store_database
 
 from mlplatform.serving.payloads import PayloadRecord, PayloadStore, as_number
-from mlplatform.serving.payloads.compact import encode_request, parse_layout
+from mlplatform.serving.payloads.compact import (
+    encode_half,
+    encode_record,
+    encode_request,
+    parse_layout,
+)
 from mlplatform.serving.payloads.numeric import numeric_frame, packed_block, row_blocks
+from mlplatform.serving.payloads.statements import INSERT_PAYLOAD, Half, upsert_half
 from mlplatform.serving.payloads.window_sql import window_queries
 from mlplatform.stores import bulk_read, open_engine
 from mlplatform.stores.schema import payloads
@@ -89,39 +96,56 @@ def pg_url(tmp_path: Path) -> Iterator[str]:
         yield u
 
 
-def log_cases(store: PayloadStore) -> None:
+def log_alone(store: PayloadStore, record: PayloadRecord) -> None:
+    """Log ``record`` in no block (as a row written alone after a batch failed, or before
+    ``payloads_0005``): read row by row, or packed by the server on PostgreSQL."""
+    row = encode_record(asdict(record))
+    store.write(INSERT_PAYLOAD, row, record.request_id).result()
+
+
+def log_cases(store: PayloadStore, blocks: bool = True) -> None:
+    """Log :data:`CASES` (in blocks on PostgreSQL unless ``blocks`` is False), the sink's two
+    halves of one pair, two requests outside the window, and the labels."""
     for i, (rid, (req, resp, _)) in enumerate(CASES.items()):
         n = len(json.loads(req)["instances"]) if req else None
         status = 500 if rid == "error" else 200
         rec = PayloadRecord(
             rid, T0 + i, "m", "stable", "3", "predict", status, 2.0 + i, n, req, resp
         )
-        store.log(rec)
+        store.log(rec) if blocks else log_alone(store, rec)
     # the sink's path: the two halves of one pair, response first
-    store.merge_async(
-        "response",
-        {
-            "request_id": "halves",
-            "ts": T0 + 40.5,
-            "model": "m",
-            "variant": "canary",
-            "model_version": "4",
-            "status": 200,
-            "response": reply([8.0, 9.0]),
-        },
-    ).result()
-    store.merge_async(
-        "request",
-        {
-            "request_id": "halves",
-            "ts": T0 + 40.0,
-            "model": "m",
-            "variant": "canary",
-            "endpoint": "predict",
-            "n_instances": 2,
-            "request": body([[5.0, 6, "d2"], [7.0, 8, "d9"]]),
-        },
-    ).result()
+    halves: list[tuple[Half, dict[str, Any]]] = [
+        (
+            "response",
+            {
+                "request_id": "halves",
+                "ts": T0 + 40.5,
+                "model": "m",
+                "variant": "canary",
+                "model_version": "4",
+                "status": 200,
+                "response": reply([8.0, 9.0]),
+            },
+        ),
+        (
+            "request",
+            {
+                "request_id": "halves",
+                "ts": T0 + 40.0,
+                "model": "m",
+                "variant": "canary",
+                "endpoint": "predict",
+                "n_instances": 2,
+                "request": body([[5.0, 6, "d2"], [7.0, 8, "d9"]]),
+            },
+        ),
+    ]
+    for half, row in halves:
+        if blocks:
+            store.merge_async(half, row).result()
+        else:
+            stmt = upsert_half(store.dialect, half)
+            store.write(stmt, encode_half(half, row), "halves").result()
     # outside the window or of another model: in neither result
     for rid, ts, model in (("late", T0 + 100, "m"), ("other", T0 + 1, "n")):
         row = body([[1.0, 1, "a"]])
@@ -351,10 +375,10 @@ def _read(store: PayloadStore, slices: int) -> pd.DataFrame:
 def test_a_window_read_in_packed_slices_is_the_window_read_row_by_row(
     pg_url: str, slices: int
 ) -> None:
-    """The server's packed blocks (PostgreSQL) decode to exactly the frame of the rows read one
-    by one, whatever the slicing."""
+    """The server's packed blocks of rows in no block (PostgreSQL) decode to exactly the frame
+    of the rows read one by one, whatever the slicing."""
     with PayloadStore(pg_url) as store:
-        log_cases(store)
+        log_cases(store, blocks=False)
         whole = _read(store, 0)
         parts = _read(store, slices)
     assert len(whole) == 22
@@ -379,7 +403,9 @@ def test_every_packed_column_lists_the_requests_in_one_order(pg_url: str) -> Non
                 f"r{i:05d}", float(ts[i]), "m", "stable", "1", "predict", 200, float(i), k,
                 body(rows), reply([float(i) + j for j in range(k)]),
             )  # fmt: skip
-            pending.append(store.log_async(record))
+            pending.append(
+                store.write(INSERT_PAYLOAD, encode_record(asdict(record)), record.request_id)
+            )
         for done in pending:
             done.result()
         (table,) = bulk_read(store.engine, window_queries(T0, T0 + 60, "m", 1).blocks)
@@ -399,11 +425,12 @@ def test_every_packed_column_lists_the_requests_in_one_order(pg_url: str) -> Non
 
 @pytest.mark.services
 def test_slices_on_postgresql_read_one_snapshot(pg_url: str) -> None:
-    """A row committed after the first slice's snapshot, inside a later slice's span, is not
-    read: without the shared snapshot the later slice would see it."""
+    """A row committed after the first query's snapshot (the blocks written at ingestion),
+    inside the window, is read by none of the later ones (label blocks, the server's packed
+    rows, rows one by one): without the shared snapshot they would see it."""
     with PayloadStore(pg_url) as store:
         log_cases(store)
-        before = len(_read(store, 0))
+        before = len(store.numeric_window(T0, T0 + 60, "m", NAMES))
         mid = PayloadRecord(
             "mid-read",
             T0 + 50.5,
@@ -426,12 +453,12 @@ def test_slices_on_postgresql_read_one_snapshot(pg_url: str) -> None:
 
         sa.event.listen(store.engine, "before_cursor_execute", insert_mid)
         try:
-            parts = _read(store, 2)
+            parts = store.numeric_window(T0, T0 + 60, "m", NAMES)
         finally:
             sa.event.remove(store.engine, "before_cursor_execute", insert_mid)
         assert "mid-read" in store.ids()  # it was committed while the slices were read
         assert len(parts) == before
-        assert len(_read(store, 2)) == before + 1
+        assert len(store.numeric_window(T0, T0 + 60, "m", NAMES)) == before + 1
 
 
 def _rows(data: Any) -> list[tuple[Any, ...]]:

@@ -65,7 +65,7 @@ CREATE INDEX IF NOT EXISTS alerts_model_end ON alerts (model, window_end);
 CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status);
 """
 T0 = 1_767_225_600.0
-HEADS = {"payloads": "payloads_0004", "alerts": "alerts_0002"}
+HEADS = {"payloads": "payloads_0005", "alerts": "alerts_0002"}
 
 
 @pytest.fixture(params=store_backends())

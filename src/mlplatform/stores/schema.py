@@ -44,9 +44,65 @@ payloads = sa.Table(
     sa.Column("prediction_numbers", sa.LargeBinary),
     sa.Column("latest_label", sa.Text),
     sa.Column("latest_label_ts", Float64),
+    sa.Column("block_key", sa.BigInteger),  # payloads_0005: the batch whose block holds it
+    sa.Column("block_pos", sa.Integer),  # payloads_0005: its place in that batch
     sa.Index("payloads_ts", "ts"),
     sa.Index("payloads_model_ts", "model", "ts", "request_id"),  # payloads_0003
+    sa.Index(
+        "payloads_unblocked",
+        "model",
+        "ts",
+        postgresql_where=sa.text("block_key IS NULL"),
+        sqlite_where=sa.text("block_key IS NULL"),
+    ),  # payloads_0005
 )
+
+#: Blocks of complete requests, written with them (PostgreSQL; ``payloads_0005``,
+#: :mod:`mlplatform.serving.payloads.blocks`): one endpoint, model version and layout each,
+#: every per-request column packed little-endian, ``keys`` naming each request's
+#: ``block_key * 65536 + block_pos``.
+payload_blocks = sa.Table(
+    "payload_blocks",
+    PAYLOADS,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("model", sa.Text),
+    sa.Column("endpoint", sa.Text),
+    sa.Column("model_version", sa.Text),
+    sa.Column("feature_layout", sa.Text, nullable=False),
+    sa.Column("ts_min", Float64, nullable=False),
+    sa.Column("ts_max", Float64, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("keys", sa.LargeBinary, nullable=False),
+    sa.Column("ts", sa.LargeBinary, nullable=False),
+    sa.Column("status", sa.LargeBinary, nullable=False),
+    sa.Column("latency_ms", sa.LargeBinary, nullable=False),
+    sa.Column("feature_rows", sa.LargeBinary, nullable=False),
+    sa.Column("feature_numbers", sa.LargeBinary, nullable=False),
+    sa.Column("feature_strings", sa.Text, nullable=False),
+    sa.Column("prediction_sizes", sa.LargeBinary, nullable=False),
+    sa.Column("prediction_numbers", sa.LargeBinary, nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),
+    sa.Index("payload_blocks_model_end", "model", "ts_max"),
+)
+
+#: Labels stored after their request went into a block (``payloads_0005``): per label, the
+#: request's key and time, the label's time and its JSON text (comma-separated).
+label_blocks = sa.Table(
+    "label_blocks",
+    PAYLOADS,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("model", sa.Text),
+    sa.Column("ts_min", Float64, nullable=False),
+    sa.Column("ts_max", Float64, nullable=False),
+    sa.Column("keys", sa.LargeBinary, nullable=False),
+    sa.Column("ts", sa.LargeBinary, nullable=False),
+    sa.Column("label_ts", sa.LargeBinary, nullable=False),
+    sa.Column("labels", sa.Text, nullable=False),
+    sa.Index("label_blocks_model_end", "model", "ts_max"),
+)
+
+#: The batch numbers of ``block_key`` (PostgreSQL only: SQLite writes no blocks).
+BATCHES = sa.Sequence("payload_batches", metadata=PAYLOADS)
 
 feedback = sa.Table(
     "feedback",

@@ -16,6 +16,7 @@ import orjson
 import sqlalchemy as sa
 
 from mlplatform.errors import RequestError, UnknownRequestError
+from mlplatform.serving.payloads.blocks import write_label_blocks
 from mlplatform.serving.payloads.statements import INSERT_REJECTED, STORED_LABELS
 
 
@@ -64,6 +65,8 @@ def accept_feedback(
     if new:
         rows = [{"request_id": rid, "ts": now, "label": _text(label)} for rid, label in new]
         conn.execute(insert, rows)
+        if conn.dialect.name == "postgresql":
+            write_label_blocks(conn, labels)
     return FeedbackOutcome(new, [])
 
 

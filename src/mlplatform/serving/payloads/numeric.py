@@ -73,7 +73,7 @@ class Block:
     strings: str
     prediction_sizes: Ints  # predictions per request
     predictions: bytes
-    labels: str  # the requests' latest labels, JSON, comma-separated
+    labels: str | list[Any]  # the requests' latest labels: JSON, comma-separated (or parsed)
     instances: list[list[Any]] | None = None
 
 
@@ -230,9 +230,9 @@ def _predictions(sizes: Ints, packed: bytes, counts: Ints) -> Floats:
     return out
 
 
-def _labels(texts: str, counts: Ints) -> Floats:
+def _labels(texts: str | list[Any], counts: Ints) -> Floats:
     """Per instance, the number of its request's latest label (NaN when there is none)."""
-    labels = orjson.loads("[" + texts + "]")
+    labels = orjson.loads("[" + texts + "]") if isinstance(texts, str) else texts
     if set(map(type, labels)) <= {float, int, type(None)}:  # scalars: one value for all
         values = np.array(labels, dtype=np.float64)  # None → NaN
         return np.repeat(np.where(np.isfinite(values), values, np.nan), counts)

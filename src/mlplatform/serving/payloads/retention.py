@@ -7,6 +7,11 @@ Rows go oldest first, in batches of :data:`BATCH` per transaction, so the sink's
 never wait long for a lock. A row-count cut keeps every row logged at the boundary's instant
 (the log may hold a few more than the cap). Pruning inside the monitor's reach (its window
 plus lag) is refused: the next monitor run would judge a window with its rows missing.
+
+Blocks (:mod:`.blocks`) go first, in one transaction: a block that straddles the cut-off hands
+its remaining requests back to their rows (read one by one from then on), and every block
+with a request before the cut-off is deleted, with the label blocks wholly before it. A reader
+during a prune thus sees the requests before the cut-off as gone a little early, never twice.
 """
 
 from __future__ import annotations
@@ -14,9 +19,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
-from mlplatform.stores.schema import feedback, feedback_rejected, payloads
+from mlplatform.serving.payloads.blocks import POS_BITS
+from mlplatform.stores.schema import (
+    feedback,
+    feedback_rejected,
+    label_blocks,
+    payload_blocks,
+    payloads,
+)
 
 #: Requests deleted per transaction.
 BATCH = 5000
@@ -64,3 +77,30 @@ def delete_batch(conn: sa.Connection, model: str, cutoff: float) -> tuple[int, i
     conn.execute(sa.delete(feedback_rejected).where(feedback_rejected.c.request_id.in_(chosen)))
     done = conn.execute(sa.delete(payloads).where(payloads.c.request_id.in_(chosen))).rowcount
     return int(done), int(labels)
+
+
+def drop_blocks(conn: sa.Connection, model: str, cutoff: float) -> int:
+    """Delete ``model``'s blocks with a request before ``cutoff``, after handing the requests
+    of a straddling block from ``cutoff`` on back to their rows; and its label blocks wholly
+    before ``cutoff``. The number of blocks deleted."""
+    b, p = payload_blocks.c, payloads.c
+    old = conn.execute(sa.select(b["keys"], b.ts_max).where(b.model == model, b.ts_min < cutoff))
+    straddling = [(np.frombuffer(keys, "<i8"), ts_max) for keys, ts_max in old if ts_max >= cutoff]
+    if straddling:
+        keys = np.concatenate([k for k, _ in straddling]).tolist()
+        conn.execute(
+            sa.update(payloads)
+            .where(
+                p.model == model,
+                p.ts >= cutoff,
+                p.ts <= max(t for _, t in straddling),
+                (p.block_key * (1 << POS_BITS) + p.block_pos).in_(keys),
+            )
+            .values(block_key=None, block_pos=None)
+        )
+    done = conn.execute(
+        sa.delete(payload_blocks).where(b.model == model, b.ts_min < cutoff)
+    ).rowcount
+    lab = label_blocks.c
+    conn.execute(sa.delete(label_blocks).where(lab.model == model, lab.ts_max < cutoff))
+    return int(done)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from mlplatform.serving.payloads.blocks import ROW_COLUMNS
 from mlplatform.serving.payloads.compact import FEATURE_COLUMNS, PREDICTION_COLUMN
 from mlplatform.stores import greatest, insert_for
 from mlplatform.stores.schema import feedback, feedback_rejected, payloads
@@ -55,16 +56,34 @@ def _latency(later: sa.ColumnElement[Any], earlier: sa.ColumnElement[Any]) -> An
     return greatest(later - earlier, sa.literal(0.0)) * 1000
 
 
-def _merge(stmt: Any, half: Half) -> Any:
+def _merge(stmt: Any, half: Half, blocks: bool = False) -> Any:
+    """``stmt`` merging one half into its row; a row already in a block is final and left as
+    it is (:mod:`.blocks`). With ``blocks``, a row this half completes gets ``block_key`` =
+    ``:batch`` and ``block_pos`` from the statement's rows."""
     new, old = stmt.excluded, payloads.c
     if half == "request":
         keep = {c: new[c] for c in REQUEST_FIELDS[1:]}
         latency = sa.case((old.response.is_not(None), _latency(old.ts, new.ts)))
+        completes = sa.and_(
+            old.response.is_not(None),
+            old.prediction_numbers.is_not(None),
+            new.feature_layout.is_not(None),
+        )
     else:
         keep = {c: new[c] for c in ("model_version", "status", "response", PREDICTION_COLUMN)}
         latency = sa.case((old.request.is_not(None), _latency(new.ts, old.ts)))
+        completes = sa.and_(
+            old.request.is_not(None),
+            old.feature_layout.is_not(None),
+            sa.or_(new[PREDICTION_COLUMN].is_not(None), new.response.is_(None)),
+        )
+    if blocks:
+        batch = sa.bindparam("batch", type_=sa.BigInteger)
+        keep |= {"block_key": sa.case((completes, batch)), "block_pos": new.block_pos}
     return stmt.on_conflict_do_update(
-        index_elements=["request_id"], set_={**keep, "latency_ms": latency}
+        index_elements=["request_id"],
+        set_={**keep, "latency_ms": latency},
+        where=old.block_key.is_(None),
     )
 
 
@@ -77,14 +96,18 @@ def upsert_half(dialect: str, half: Half) -> Any:
 
 
 @cache
-def bulk_upsert_half(half: Half) -> Any:
+def bulk_merge_half(half: Half) -> Any:
     """PostgreSQL: :func:`upsert_half` for many rows in ONE statement, each column passed as
-    one array (``INSERT ... SELECT unnest(:request_id), unnest(:ts), ... ON CONFLICT ...``).
-    A request id twice in one call is an error (the writer then merges row by row)."""
-    fields = REQUEST_FIELDS if half == "request" else RESPONSE_FIELDS
+    one array (``INSERT ... SELECT unnest(:request_id), unnest(:ts), ... ON CONFLICT ...``),
+    which also puts the rows it completes in a block (``:batch``, and ``:block_pos`` one per
+    row; :mod:`.blocks`) and returns those rows (:data:`~.blocks.ROW_COLUMNS`). A request id
+    twice in one call is an error (the writer then merges row by row, without blocks)."""
+    fields = (*(REQUEST_FIELDS if half == "request" else RESPONSE_FIELDS), "block_pos")
     arrays = [
         sa.func.unnest(sa.bindparam(c, type_=postgresql.ARRAY(payloads.c[c].type))).label(c)
         for c in fields
     ]
-    rows = sa.select(*arrays)
-    return _merge(insert_for("postgresql", payloads).from_select(list(fields), rows), half)
+    insert = insert_for("postgresql", payloads).from_select(list(fields), sa.select(*arrays))
+    merged = _merge(insert, half, blocks=True).returning(*(payloads.c[c] for c in ROW_COLUMNS))
+    done = merged.cte("merged")
+    return sa.select(done).where(done.c.block_key.is_not(None))

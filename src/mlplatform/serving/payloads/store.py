@@ -22,6 +22,13 @@ from mlplatform.errors import (
     PayloadLogError,
     UnknownRequestError,
 )
+from mlplatform.serving.payloads.block_read import stored_blocks, stored_queries
+from mlplatform.serving.payloads.blocks import (
+    BulkWrite,
+    insert_in_blocks,
+    merge_in_blocks,
+    write_label_blocks,
+)
 from mlplatform.serving.payloads.compact import encode_half, encode_record
 from mlplatform.serving.payloads.decode import instance_rows
 from mlplatform.serving.payloads.feedback import accept_feedback
@@ -33,11 +40,12 @@ from mlplatform.serving.payloads.retention import (
     age_cutoff,
     count_cutoff,
     delete_batch,
+    drop_blocks,
 )
 from mlplatform.serving.payloads.statements import (
     INSERT_PAYLOAD,
     Half,
-    bulk_upsert_half,
+    bulk_merge_half,
     upsert_feedback,
     upsert_half,
 )
@@ -47,8 +55,9 @@ from mlplatform.stores import bulk_read, migrate, open_engine, store_url
 from mlplatform.stores.schema import feedback, payloads
 
 T = TypeVar("T")
-#: Slices of a window read at once on PostgreSQL (:func:`~mlplatform.stores.bulk_read`).
-READ_SLICES = 2
+#: Slices of a window's rows without a block that the server packs, read at once on
+#: PostgreSQL (:func:`~mlplatform.stores.bulk_read`) beside the blocks.
+READ_SLICES = 1
 
 
 class PayloadStore:
@@ -91,11 +100,11 @@ class PayloadStore:
         statement: sa.Executable,
         params: dict[str, Any],
         key: str,
-        bulk: sa.Executable | None = None,
+        bulk: BulkWrite | None = None,
     ) -> Future[None]:
         """Queue one row of ``statement``; rows of one statement queued together are written
-        with one ``executemany`` (or one ``bulk`` statement, see :class:`Write`). ``key`` (the
-        request id) names the row in a conflict error."""
+        with one ``executemany`` (or by ``bulk``, see :class:`Write`). ``key`` (the request
+        id) names the row in a conflict error."""
         fut: Future[None] = Future()
         self._submit(Job(fut, write=Write(statement, params, key, bulk)))
         return fut
@@ -103,7 +112,8 @@ class PayloadStore:
     def log_async(self, record: PayloadRecord) -> Future[None]:
         """Queue one row (with its compact form, :mod:`.compact`); the future resolves when it
         is durable (DuplicateRequestError if its request id is already logged)."""
-        return self.write(INSERT_PAYLOAD, encode_record(asdict(record)), record.request_id)
+        bulk = insert_in_blocks(INSERT_PAYLOAD) if self.dialect == "postgresql" else None
+        return self.write(INSERT_PAYLOAD, encode_record(asdict(record)), record.request_id, bulk)
 
     def log(self, record: PayloadRecord) -> None:
         """Store one row and return once it is durable."""
@@ -112,7 +122,7 @@ class PayloadStore:
     def merge_async(self, half: Half, row: dict[str, Any]) -> Future[None]:
         """Merge one half of a logged request/response pair into its request's row
         (:func:`~mlplatform.serving.payloads.statements.upsert_half`), with its compact form."""
-        bulk = bulk_upsert_half(half) if self.dialect == "postgresql" else None
+        bulk = merge_in_blocks(bulk_merge_half(half)) if self.dialect == "postgresql" else None
         params = encode_half(half, row)
         return self.write(upsert_half(self.dialect, half), params, row["request_id"], bulk)
 
@@ -147,6 +157,7 @@ class PayloadStore:
                 f"{keep_seconds:.0f} s): raise serve.payload_retention_days or "
                 "serve.payload_max_rows"
             )
+        self.transaction(lambda conn: drop_blocks(conn, model, cutoff)).result()
         requests = labels = 0
         while True:
             job = self.transaction(lambda conn: delete_batch(conn, model, cutoff))
@@ -272,11 +283,21 @@ class PayloadStore:
     def window_blocks(self, since: float, until: float, model: str | None = None) -> list[Block]:
         """The requests in ``[since, until)`` as :class:`~.numeric.Block` s (one endpoint,
         model version and layout each, every column packed), in no set order: what
-        :meth:`numeric_window` lays out per instance, and what the monitor reads."""
-        slices = READ_SLICES if self.dialect == "postgresql" else 0
-        queries = window_queries(since, until, model, slices)
-        *packed, rows = self._read(queries.all, bulk_read)
-        return [*(packed_block(row) for table in packed for row in table), *row_blocks(rows)]
+        :meth:`numeric_window` lays out per instance, and what the monitor reads. On
+        PostgreSQL most come from the blocks written at ingestion (:mod:`.block_read`), the
+        rest packed by the server; on SQLite every row is read one by one."""
+        if self.dialect != "postgresql":
+            (rows,) = self._read(window_queries(since, until, model, 0).all, bulk_read)
+            return row_blocks(rows)
+        queries = window_queries(since, until, model, READ_SLICES)
+        data, labels, *packed, rows = self._read(
+            [*stored_queries(since, until, model), *queries.all], bulk_read
+        )
+        return [
+            *stored_blocks(data, labels, since, until),
+            *(packed_block(row) for table in packed for row in table),
+            *row_blocks(rows),
+        ]
 
 
 def _insert_feedback(
@@ -297,4 +318,6 @@ def _insert_feedback(
         for rid, label in items
     ]
     conn.execute(stmt, rows)
+    if conn.dialect.name == "postgresql":
+        write_label_blocks(conn, ids)
     return len(rows)

@@ -46,7 +46,10 @@ def window_queries(since: float, until: float, model: str | None, slices: int) -
 
 
 def _in_window(query: sa.Select[Any], since: float, until: float, model: str | None) -> Any:
-    query = query.where(payloads.c.ts >= since, payloads.c.ts < until)
+    """The rows of ``query`` in ``[since, until)`` (of ``model``) that are in no block."""
+    query = query.where(
+        payloads.c.ts >= since, payloads.c.ts < until, payloads.c.block_key.is_(None)
+    )
     return query if model is None else query.where(payloads.c.model == model)
 
 

@@ -40,13 +40,14 @@ RETRYABLE = frozenset({"40P01", "40001"})
 @dataclass(frozen=True)
 class Write:
     """One row of parameters for ``statement``; ``key`` names it in a conflict error. With
-    ``bulk``, a group of these rows runs as ONE ``bulk`` statement taking each column as an
-    array (PostgreSQL), instead of an ``executemany``."""
+    ``bulk``, a group of these rows is written by ``bulk(conn, rows)`` (e.g. one statement
+    taking each column as an array, and blocks: :mod:`.blocks`) instead of an
+    ``executemany``; if that fails, each row is written alone with ``statement``."""
 
     statement: sa.Executable
     params: dict[str, Any]
     key: str
-    bulk: sa.Executable | None = None
+    bulk: Callable[[sa.Connection, list[dict[str, Any]]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,15 +116,15 @@ def _by_key(group: list[Job]) -> list[Job]:
 def _run_group(conn: sa.Connection, group: list[Job]) -> list[Outcome]:
     if group[0].write is None:
         return [_in_savepoint(conn, group[0])]
-    if len(group) > 1:
+    bulk = group[0].write.bulk
+    if len(group) > 1 or bulk is not None:
         rows = [j.write.params for j in group if j.write]
-        bulk = group[0].write.bulk
         try:
             with conn.begin_nested():
                 if bulk is None:
                     conn.execute(group[0].write.statement, rows)
                 else:
-                    conn.execute(bulk, {c: [r[c] for r in rows] for c in rows[0]})
+                    bulk(conn, rows)
             return [(True, None)] * len(group)
         except sa.exc.DBAPIError as exc:
             if retryable(exc):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -445,11 +444,13 @@ def test_slices_on_postgresql_read_one_snapshot(pg_url: str) -> None:
             reply([1.0]),
         )
 
-        once = threading.Lock()  # the later queries set the snapshot in parallel threads
+        settings: list[str] = []  # each query of the read first sets its planner settings
 
         def insert_mid(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-            if statement.startswith("SET TRANSACTION SNAPSHOT") and once.acquire(blocking=False):
-                store.log_async(mid).result()
+            if statement.startswith("SET LOCAL jit"):
+                settings.append(statement)
+                if len(settings) == 2:  # after the first query (the blocks), before the rest
+                    log_alone(store, mid)  # a row in no block: what the later queries read
 
         sa.event.listen(store.engine, "before_cursor_execute", insert_mid)
         try:

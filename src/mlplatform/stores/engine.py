@@ -145,7 +145,9 @@ def bulk_rows(conn: Connection, query: sa.Select[Any]) -> NDArray[Any]:
     return table
 
 
-def bulk_read(engine: Engine, queries: Sequence[sa.Select[Any]]) -> list[NDArray[Any]]:
+def bulk_read(
+    engine: Engine, queries: Sequence[sa.Select[Any]], parallel: bool = True
+) -> list[NDArray[Any]]:
     """The rows of each query as a ``(rows, columns)`` object array (:func:`bulk_rows`), all
     read from one snapshot of the database.
 
@@ -153,10 +155,13 @@ def bulk_read(engine: Engine, queries: Sequence[sa.Select[Any]]) -> list[NDArray
     on separate cores while this process decodes; the connections read in
     ``REPEATABLE READ`` transactions that share the first one's snapshot
     (``pg_export_snapshot`` / ``SET TRANSACTION SNAPSHOT``), so together they see exactly
-    what one transaction would. Elsewhere they run one after the other in one transaction.
+    what one transaction would. Elsewhere, or without ``parallel``, they run one after the
+    other in one transaction (``REPEATABLE READ`` on PostgreSQL: one snapshot).
     """
-    if engine.dialect.name != "postgresql" or len(queries) < 2:
+    if engine.dialect.name != "postgresql" or len(queries) < 2 or not parallel:
         with engine.connect() as conn:
+            if engine.dialect.name == "postgresql" and len(queries) > 1:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
             return [bulk_rows(conn, q) for q in queries]
     with engine.connect() as first:
         first = first.execution_options(isolation_level="REPEATABLE READ")

@@ -80,8 +80,12 @@ def head(store: Store) -> str:
 
 
 def current_revision(conn: sa.Connection, store: str) -> str | None:
-    """The revision ``store``'s tables are at in this database (None before any migration)."""
-    from alembic.runtime.migration import MigrationContext
-
-    ctx = MigrationContext.configure(conn, opts={"version_table": version_table(store)})
-    return ctx.get_current_revision()
+    """The revision ``store``'s tables are at in this database (None before any migration):
+    the one row of its version table, read directly (Alembic's own reader costs milliseconds
+    that every short-lived job would pay on opening a store)."""
+    name = version_table(store)
+    if not conn.dialect.has_table(conn, name):
+        return None
+    query = sa.select(sa.column("version_num")).select_from(sa.table(name))
+    rows = [str(r) for r in conn.execute(query).scalars()]
+    return rows[0] if len(rows) == 1 else None

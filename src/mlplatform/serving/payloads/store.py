@@ -76,8 +76,7 @@ class PayloadStore:
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._closed = False
         self._lock = threading.Lock()
-        self._writer = threading.Thread(target=self._run, name="payload-writer", daemon=True)
-        self._writer.start()
+        self._writer: threading.Thread | None = None  # started by the first write
 
     def __repr__(self) -> str:
         return f"PayloadStore({self.engine.url})"
@@ -87,6 +86,10 @@ class PayloadStore:
         with self._lock:
             if self._closed:
                 raise PayloadLogError(f"payload log {self.engine.url} is closed")
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._run, name="payload-writer")
+                self._writer.daemon = True
+                self._writer.start()
             self._queue.put(job)
 
     def transaction(self, fn: Callable[[sa.Connection], T]) -> Future[T]:
@@ -185,7 +188,8 @@ class PayloadStore:
                 return
             self._closed = True
             self._queue.put(None)
-        self._writer.join()
+        if self._writer is not None:
+            self._writer.join()
         self.engine.dispose()
 
     def __enter__(self) -> PayloadStore:
@@ -291,13 +295,19 @@ class PayloadStore:
             return row_blocks(rows)
         queries = window_queries(since, until, model, READ_SLICES)
         data, labels, *packed, rows = self._read(
-            [*stored_queries(since, until, model), *queries.all], bulk_read
+            [*stored_queries(since, until, model), *queries.all], _one_connection
         )
         return [
             *stored_blocks(data, labels, since, until),
             *(packed_block(row) for table in packed for row in table),
             *row_blocks(rows),
         ]
+
+
+def _one_connection(engine: sa.Engine, queries: list[Any]) -> Any:
+    """The window's queries one after the other on one connection, in one snapshot: with the
+    blocks written at ingestion each is short, and a connection costs more than it saves."""
+    return bulk_read(engine, queries, parallel=False)
 
 
 def _insert_feedback(

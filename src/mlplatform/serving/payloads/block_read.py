@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 
 from mlplatform.serving.payloads.compact import parse_layout
-from mlplatform.serving.payloads.numeric import Block, Ints, Objects
+from mlplatform.serving.payloads.numeric import Block, Floats, Ints, Objects
 from mlplatform.stores.schema import label_blocks, payload_blocks
 
 
@@ -92,32 +92,53 @@ def _joined(rows: Objects) -> tuple[Block, Ints]:
         "".join(rows[:, 9]),
         np.frombuffer(sizes, "<i4").astype(np.int64),
         predictions,
-        ",".join(rows[:, 12]),
+        label_values(",".join(rows[:, 12])),
     )
     return block, np.frombuffer(keys, "<i8")
+
+
+def label_values(texts: str) -> Floats | list[Any]:
+    """Comma-separated JSON labels as float64 (None → NaN) when every one is a number or
+    null (text without ``[``, ``{``, ``"``, ``t``, ``f``: no list, object, string or
+    boolean), else as the parsed values."""
+    values = orjson.loads("[" + texts + "]")
+    if any(c in texts for c in '[{"tf'):
+        return list(values)
+    return np.array(values, dtype=np.float64)
 
 
 def _relabel(blocks: list[Block], block_keys: list[Ints], labels: Objects) -> None:
     """Give each request that a label block names the latest label it names (in place)."""
     keys = np.concatenate([np.frombuffer(k, "<i8") for k in labels[:, 0]])
     label_ts = np.concatenate([np.frombuffer(t, "<f8") for t in labels[:, 1]])
-    texts = np.empty(len(keys), dtype=object)
-    texts[:] = orjson.loads("[" + ",".join(labels[:, 2]) + "]")
+    texts = label_values(",".join(labels[:, 2]))
     order = np.lexsort((np.arange(len(keys)), label_ts, keys))  # by key, then time, then write
     last = order[np.append(keys[order][1:] != keys[order][:-1], True)]
     for i, mine in enumerate(block_keys):
-        sorted_at = np.argsort(mine, kind="stable")
+        sorted_at = np.argsort(mine)  # keys are unique
         at = np.searchsorted(mine[sorted_at], keys[last]).clip(max=len(mine) - 1)
         found = mine[sorted_at[at]] == keys[last]
         if not found.any():
             continue
-        values = np.empty(len(mine), dtype=object)
-        values[:] = orjson.loads("[" + str(blocks[i].labels) + "]")
-        values[sorted_at[at[found]]] = texts[last[found]]
-        blocks[i] = _with_labels(blocks[i], values.tolist())
+        values, new = blocks[i].labels, texts
+        if isinstance(values, str):
+            values = label_values(values)
+        if isinstance(values, list) or isinstance(new, list):  # not all numbers: objects
+            values, new = _objects(values), _objects(new)
+        values[sorted_at[at[found]]] = new[last[found]]
+        blocks[i] = _with_labels(blocks[i], values.tolist() if values.dtype == object else values)
 
 
-def _with_labels(b: Block, labels: list[Any]) -> Block:
+def _objects(values: Floats | list[Any]) -> Objects:
+    """Labels as an object array (NaN → None, as JSON null parses)."""
+    if isinstance(values, np.ndarray):
+        values = [None if np.isnan(v) else float(v) for v in values]
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+def _with_labels(b: Block, labels: Floats | list[Any]) -> Block:
     return Block(
         b.endpoint,
         b.model_version,
@@ -149,7 +170,7 @@ def take(b: Block, keep: NDArray[np.bool_]) -> Block:
         kept = np.array(values, dtype=object).reshape(-1, textual)[instances].ravel()
         strings = "".join(orjson.dumps(v).decode() + "," for v in kept)
     predictions = np.frombuffer(b.predictions, "<f8")[np.repeat(keep, b.prediction_sizes)]
-    labels = b.labels if isinstance(b.labels, list) else orjson.loads("[" + b.labels + "]")
+    labels = label_values(b.labels) if isinstance(b.labels, str) else b.labels
     return Block(
         b.endpoint,
         b.model_version,
@@ -162,5 +183,7 @@ def take(b: Block, keep: NDArray[np.bool_]) -> Block:
         strings,
         b.prediction_sizes[keep],
         predictions.tobytes(),
-        [x for x, k in zip(labels, keep, strict=True) if k],
+        labels[keep]
+        if isinstance(labels, np.ndarray)
+        else [x for x, k in zip(labels, keep, strict=True) if k],
     )

@@ -73,7 +73,8 @@ class Block:
     strings: str
     prediction_sizes: Ints  # predictions per request
     predictions: bytes
-    labels: str | list[Any]  # the requests' latest labels: JSON, comma-separated (or parsed)
+    #: the requests' latest labels: JSON, comma-separated; or parsed; or float64 (NaN: none)
+    labels: str | list[Any] | Floats
     instances: list[list[Any]] | None = None
 
 
@@ -230,8 +231,10 @@ def _predictions(sizes: Ints, packed: bytes, counts: Ints) -> Floats:
     return out
 
 
-def _labels(texts: str | list[Any], counts: Ints) -> Floats:
+def _labels(texts: str | list[Any] | Floats, counts: Ints) -> Floats:
     """Per instance, the number of its request's latest label (NaN when there is none)."""
+    if isinstance(texts, np.ndarray):  # numbers already (NaN: none)
+        return np.repeat(np.where(np.isfinite(texts), texts, np.nan), counts)
     labels = orjson.loads("[" + texts + "]") if isinstance(texts, str) else texts
     if set(map(type, labels)) <= {float, int, type(None)}:  # scalars: one value for all
         values = np.array(labels, dtype=np.float64)  # None → NaN

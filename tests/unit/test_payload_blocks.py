@@ -1,0 +1,319 @@
+"""The payload log's blocks (PostgreSQL, :mod:`mlplatform.serving.payloads.blocks`): complete
+requests packed per batch into ``payload_blocks``, later labels in ``label_blocks``, read back
+by ``PayloadStore.numeric_window``. The oracle is the JSON path (``PayloadStore.window``, which
+decodes each row's bodies and never looks at a block), with predictions and labels mapped
+through ``as_number`` as the monitor reads them."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from tests.support.services import store_database
+
+from mlplatform.errors import LabelConflictError
+from mlplatform.serving.payloads import PayloadRecord, PayloadStore, as_number
+from mlplatform.stores.schema import label_blocks, payload_blocks, payloads
+
+T0 = 1_767_225_600.0
+NAMES = ("area", "rooms", "district")
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    with store_database("postgresql", tmp_path) as u:
+        yield u
+
+
+def expected(store: PayloadStore, since: float, until: float) -> pd.DataFrame:
+    """The JSON path, with predictions and labels as the monitor reads them."""
+    frame = store.window(since, until, "m", NAMES)
+    frame["prediction"] = [as_number(p) for p in frame["prediction"]]
+    frame["label"] = [as_number(y) for y in frame["label"]]
+    return frame
+
+
+def _plain(x: Any) -> Any:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return None
+    return float(x) if isinstance(x, int | float | np.number) else x
+
+
+def compare(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """``numeric_window`` equals the JSON path, row by row in time order, NaN as None."""
+    columns = ["endpoint", "status", "latency_ms", "model_version", "instance"]
+    columns += [*sorted(c for c in want if c.startswith("feature.")), "prediction", "label"]
+    assert sorted(got.columns) == sorted(columns)
+    assert len(got) == len(want) > 0
+    pairs = zip(
+        got[columns].itertuples(index=False), want[columns].itertuples(index=False), strict=True
+    )
+    for i, (a, b) in enumerate(pairs):
+        x, y = [_plain(v) for v in a], [_plain(v) for v in b]
+        assert x == y, f"row {i} ({want['request_id'].iloc[i]}): numeric {x} != json {y}"
+
+
+def counts(store: PayloadStore) -> tuple[int, int, int]:
+    """(payload_blocks, label_blocks, rows in a block)."""
+    with store.engine.connect() as conn:
+        n = [conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+             for t in (payload_blocks, label_blocks)]  # fmt: skip
+        blocked = sa.select(sa.func.count()).where(payloads.c.block_key.is_not(None))
+        return n[0], n[1], conn.execute(blocked).scalar_one()
+
+
+def record(i: int, ts: float, n: int = 1) -> PayloadRecord:
+    """A whole record whose latency is its number ``i`` (so a numeric frame names it)."""
+    rows = [[float(i), j, f"d{i % 5}"] for j in range(n)]
+    req, resp = json.dumps({"instances": rows}), json.dumps({"predictions": [i + 0.5] * n})
+    return PayloadRecord(
+        f"r{i:03d}", ts, "m", "stable", "1", "predict", 200, float(i), n, req, resp
+    )
+
+
+def gated(store: PayloadStore) -> threading.Event:
+    """Hold the writer until the returned event is set: what is queued meanwhile is written in
+    one batch (up to the store's ``batch_max``)."""
+    gate, holding = threading.Event(), threading.Event()
+
+    def hold(conn: sa.Connection) -> None:
+        holding.set()
+        gate.wait(10)
+
+    store.transaction(hold)
+    assert holding.wait(10)  # the writer is in hold(): its batch is this job alone
+    return gate
+
+
+@dataclass(frozen=True)
+class Req:
+    rid: str
+    ts: float
+    model: str
+    endpoint: str
+    version: str
+    status: int
+    n: int
+    request: str
+    response: str
+    latency: float
+    parts: tuple[str, ...]  # ("whole",), or the sink's halves (one only: never completed)
+    labels: tuple[Any, ...]  # () none; (first,) stored once; (first, second) second wins
+    accept: bool  # labels through accept_feedback: first wins, the second is refused
+
+
+def make_requests(rng: random.Random, n: int = 320) -> list[Req]:
+    out = []
+    for i in range(n):
+        k = rng.randint(1, 3)
+        values: list[list[Any]] = [
+            [round(rng.uniform(20, 200), 2), rng.randint(1, 6), rng.choice(["d1", 'ü "q"'])]
+            for _ in range(k)
+        ]
+        if rng.random() < 0.04:
+            values[0][1] = True  # the compact form cannot carry it: read from its row
+        dicts = [dict(zip(NAMES, v, strict=True)) for v in values]
+        error = rng.random() < 0.08
+        preds: list[Any] = [round(rng.uniform(0, 9), 3) for _ in range(k)]
+        if rng.random() < 0.15:
+            preds = [[1 - p / 9, p / 9] for p in preds]
+        parts = rng.choice([("whole",), ("request", "response"), ("request", "response")])
+        if i % 61 == 17:
+            parts = (rng.choice(["request", "response"]),)
+        label: Any = rng.choice([round(rng.uniform(0, 9), 2), [float(j) for j in range(k)]])
+        plan = rng.choice(["none", "none", "once", "once", "replace", "accept"])
+        labels = {"none": (), "once": (label,), "replace": (label, 99.0 + i)}.get(plan)
+        ts = T0 + 0.8 * i + rng.uniform(0, 0.3)  # distinct: one order of rows
+        endpoint, version = rng.choice(["predict", "infer"]), rng.choice(["1", "2"])
+        req = json.dumps({"instances": dicts if rng.random() < 0.5 else values})
+        resp = json.dumps({"error": "boom"} if error else {"predictions": preds})
+        out.append(
+            Req(f"r{i:03d}", ts, "n" if i % 23 == 5 else "m", endpoint, version,
+                500 if error else 200, k, req, resp, rng.uniform(1, 40), parts,
+                (label, -1.0 - i) if labels is None else labels, labels is None)
+        )  # fmt: skip
+    return out
+
+
+def submit(store: PayloadStore, r: Req, part: str) -> Future[None]:
+    if part == "whole":
+        return store.log_async(
+            PayloadRecord(r.rid, r.ts, r.model, "stable", r.version, r.endpoint, r.status,
+                          r.latency, r.n, r.request, r.response)
+        )  # fmt: skip
+    row: dict[str, Any] = {"request_id": r.rid, "model": r.model, "variant": "stable"}
+    if part == "request":
+        row |= {"ts": r.ts, "endpoint": r.endpoint, "n_instances": r.n, "request": r.request}
+        return store.merge_async("request", row)
+    row |= {"ts": r.ts + r.latency / 1000, "model_version": r.version, "status": r.status}
+    return store.merge_async("response", {**row, "response": r.response})
+
+
+def test_random_interleavings_equal_the_json_path(pg_url: str) -> None:
+    """Whole records and the sink's halves (either first, of different requests interleaved,
+    completing rows in a later batch than their first half), with labels stored before the
+    second half, after completion, replaced, or accepted (first wins), read back equal the JSON
+    path, over the whole range and over a window whose edges cut blocks. Fails on a block
+    column packed out of request order, a label stored before completion missing from the
+    block, a later label not read from ``label_blocks`` (or an older one winning), a straddling
+    block not cut at the window's edges, a half completing a row in no block, another model's
+    block read."""
+    rng = random.Random(20240611)
+    reqs = make_requests(rng)
+    actions = [(r, part) for r in reqs for part in r.parts]
+    rng.shuffle(actions)
+    barriers = {i for i in range(len(actions)) if rng.random() < 0.12}
+    submitted: dict[str, list[Future[None]]] = {}
+    labelled: dict[str, int] = {}  # labels stored so far
+    early = 0  # labels queued before their request was known to be complete
+    jobs: list[Future[Any]] = []
+    refused: list[Future[Any]] = []
+    with PayloadStore(pg_url, batch_max=48) as store, ThreadPoolExecutor(1) as pool:
+
+        def label_round() -> None:
+            """Queue the labels due for requests whose row exists (one worker: in order)."""
+            nonlocal early
+            adds: list[tuple[str, Any]] = []
+            accepts: list[tuple[str, Any]] = []
+            for r in reqs:
+                futures, done = submitted.get(r.rid, []), labelled.get(r.rid, 0)
+                if done >= len(r.labels) or not any(f.done() for f in futures):
+                    continue
+                if done == 0:
+                    complete = len(futures) == len(r.parts) and all(f.done() for f in futures)
+                    early += not complete
+                    (accepts if r.accept else adds).append((r.rid, r.labels[0]))
+                elif r.accept:
+                    refused.append(pool.submit(store.accept_feedback, [(r.rid, r.labels[1])]))
+                else:
+                    adds.append((r.rid, r.labels[1]))
+                labelled[r.rid] = done + 1
+            if adds:
+                jobs.append(pool.submit(store.add_feedback_many, adds))
+            if accepts:
+                jobs.append(pool.submit(store.accept_feedback, accepts))
+
+        for i, (r, part) in enumerate(actions):
+            submitted.setdefault(r.rid, []).append(submit(store, r, part))
+            if i in barriers:
+                every = [f for fs in submitted.values() for f in fs]
+                wait(rng.sample(every, len(every) // 2))
+                label_round()
+        wait([f for fs in submitted.values() for f in fs])
+        label_round()
+        label_round()
+        pool.shutdown(wait=True)
+        for job in jobs:
+            job.result()
+        for job in refused:
+            with pytest.raises(LabelConflictError):
+                job.result()
+        for f in (f for fs in submitted.values() for f in fs):
+            f.result()
+        blocks, label_rows, in_blocks = counts(store)
+        assert blocks > 0 and label_rows > 0 and in_blocks > len(reqs) // 2
+        assert early > 0 and refused
+        for since, until in ((T0, T0 + 300), (T0 + 37.5, T0 + 211.3)):
+            want = expected(store, since, until)
+            compare(store.numeric_window(since, until, "m", NAMES), want)
+        want = expected(store, T0, T0 + 300)
+        first = want[want["instance"] == 0].set_index("request_id")["label"]
+        for r in reqs:  # the oracle itself: the latest label, or the first accepted one
+            if r.model == "m" and r.labels and r.parts != ("response",):  # else 1 instance
+                value = r.labels[0] if r.accept else r.labels[-1]
+                assert first[r.rid] == as_number(value[0] if isinstance(value, list) else value)
+        assert {"1", "2"} <= set(want["model_version"]) and {200, 500} <= set(want["status"])
+
+
+def test_a_half_delivered_again_after_its_block_changes_nothing(pg_url: str) -> None:
+    """The agent delivers at least once: a half merged again for a request already in a block
+    (with another prediction, or other features) leaves its row and its block as they were.
+    Fails if the merge overwrites a blocked row (the JSON path would then read the new body
+    while the block keeps the old one) or writes a second block for it."""
+    req: dict[str, Any] = {"request_id": "a", "ts": T0 + 1, "model": "m", "variant": "stable"}
+    resp = {**req, "ts": T0 + 1.01, "model_version": "1", "status": 200}
+    req |= {"endpoint": "predict", "n_instances": 1}
+    with PayloadStore(pg_url) as store:
+        store.merge_async("request", {**req, "request": '{"instances": [[1.0, 2, "x"]]}'}).result()
+        store.merge_async("response", {**resp, "response": '{"predictions": [3.0]}'}).result()
+        assert counts(store) == (1, 0, 1)
+        store.merge_async("response", {**resp, "response": '{"predictions": [7.0]}'}).result()
+        store.merge_async("request", {**req, "request": '{"instances": [[5.0, 6, "y"]]}'}).result()
+        want = expected(store, T0, T0 + 10)
+        got = store.numeric_window(T0, T0 + 10, "m", NAMES)
+        assert counts(store) == (1, 0, 1)
+    assert want["prediction"].tolist() == [3.0] and want["feature.area"].tolist() == [1.0]
+    assert got["latency_ms"].tolist() == pytest.approx([10.0])
+    compare(got, want)
+
+
+def test_prune_through_a_straddling_block(pg_url: str) -> None:
+    """200 requests 1 s apart, each 64 logged out of order in one batch (blocks [0, 64),
+    [64, 128), [128, 192), [192, 200)), labelled after, then cut to the newest 90 (cut-off 110):
+    the kept requests of the straddling block are read from their rows, with their labels, and
+    no pruned request from a block. Fails if a straddling block survives the prune (pruned
+    requests read again) or is dropped without handing its kept requests back to their rows
+    (kept requests lost), or if a kept block is dropped."""
+    rng = random.Random(7)
+    chunks = [range(c, min(c + 64, 200)) for c in range(0, 200, 64)]
+    order = [i for chunk in chunks for i in rng.sample(chunk, len(chunk))]
+    with PayloadStore(pg_url, batch_max=64) as store:
+        gate = gated(store)
+        futures = [store.log_async(record(i, T0 + i, 1 + i % 2)) for i in order]
+        gate.set()
+        wait(futures)
+        store.add_feedback_many([(f"r{i:03d}", float(i) * 10) for i in range(0, 200, 3)])
+        store.add_feedback_many([(f"r{i:03d}", [1.0] * (1 + i % 2)) for i in range(1, 200, 9)])
+        assert counts(store) == (4, 2, 200)
+        result = store.prune("m", T0 + 200, retention_days=3650, max_rows=90, keep_seconds=0)
+        assert result.cutoff == T0 + 110 and result.requests == 110
+        with store.engine.connect() as conn:
+            early = sa.select(sa.func.count()).where(payload_blocks.c.ts_min < result.cutoff)
+            assert conn.execute(early).scalar_one() == 0
+        assert counts(store) == (2, 2, 72)  # 110..127 are read from their rows again
+        want = expected(store, T0, T0 + 1000)
+        got = store.numeric_window(T0, T0 + 1000, "m", NAMES)
+    compare(got, want)
+    per_request = got[got["instance"] == 0]
+    assert per_request["latency_ms"].tolist() == [float(i) for i in range(110, 200)]
+    labels = dict(zip(per_request["latency_ms"], per_request["label"], strict=True))
+    assert all(labels[float(i)] == i * 10 for i in range(110, 200) if i % 3 == 0)
+    assert all(labels[float(i)] == 1.0 for i in range(110, 200) if i % 9 == 1)
+
+
+def test_a_later_label_is_read_from_a_label_block(pg_url: str) -> None:
+    """One block of 10 requests, then labels for 3 of them (one label block), then a label
+    replaced twice: the window reads each request's newest label. Fails if labels stored after
+    the block are not written to ``label_blocks`` or not applied on read (NaN), or if the
+    reader takes the first label block's entry instead of the latest."""
+    with PayloadStore(pg_url) as store:
+        gate = gated(store)
+        futures = [store.log_async(record(i, T0 + i)) for i in range(10)]
+        gate.set()
+        wait(futures)
+        assert counts(store) == (1, 0, 10)
+        store.add_feedback_many([("r002", 2.0), ("r005", [0.75]), ("r007", 7)])
+        assert counts(store)[1] == 1
+
+        def labels() -> list[float]:
+            got = store.numeric_window(T0, T0 + 10, "m", NAMES)
+            compare(got, expected(store, T0, T0 + 10))
+            return [float(x) for x in got["label"].fillna(-1)]
+
+        assert labels() == [-1, -1, 2.0, -1, -1, 0.75, -1, 7.0, -1, -1]
+        store.add_feedback_many([("r005", 5.5)])
+        store.add_feedback_many([("r005", 6.5)])
+        assert counts(store)[1] == 3
+        assert labels() == [-1, -1, 2.0, -1, -1, 6.5, -1, 7.0, -1, -1]

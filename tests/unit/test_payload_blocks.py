@@ -1,8 +1,6 @@
-"""The payload log's blocks (PostgreSQL, :mod:`mlplatform.serving.payloads.blocks`): complete
-requests packed per batch into ``payload_blocks``, later labels in ``label_blocks``, read back
-by ``PayloadStore.numeric_window``. The oracle is the JSON path (``PayloadStore.window``, which
-decodes each row's bodies and never looks at a block), with predictions and labels mapped
-through ``as_number`` as the monitor reads them."""
+"""The payload log's blocks (PostgreSQL, :mod:`mlplatform.serving.payloads.blocks`) read back by
+``numeric_window``, against the JSON path (``PayloadStore.window``, which decodes each row's
+bodies and never looks at a block), predictions and labels mapped through ``as_number``."""
 
 from __future__ import annotations
 
@@ -12,9 +10,9 @@ import random
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -24,11 +22,17 @@ from tests.support.services import store_database
 
 from mlplatform.errors import LabelConflictError
 from mlplatform.serving.payloads import PayloadRecord, PayloadStore, as_number
+from mlplatform.serving.payloads.statements import Half
 from mlplatform.stores.schema import label_blocks, payload_blocks, payloads
 
 T0 = 1_767_225_600.0
 NAMES = ("area", "rooms", "district")
 pytestmark = pytest.mark.services
+#: The fields of each half, as the sink's ``event_row`` sets them.
+HALVES = {
+    "request": ("request_id", "ts", "model", "variant", "endpoint", "n_instances", "request"),
+    "response": ("request_id", "ts", "model", "variant", "model_version", "status", "response"),
+}
 
 
 @pytest.fixture
@@ -57,11 +61,10 @@ def compare(got: pd.DataFrame, want: pd.DataFrame) -> None:
     columns += [*sorted(c for c in want if c.startswith("feature.")), "prediction", "label"]
     assert sorted(got.columns) == sorted(columns)
     assert len(got) == len(want) > 0
-    pairs = zip(
-        got[columns].itertuples(index=False), want[columns].itertuples(index=False), strict=True
+    a, b = (
+        [[_plain(v) for v in t] for t in f[columns].itertuples(index=False)] for f in (got, want)
     )
-    for i, (a, b) in enumerate(pairs):
-        x, y = [_plain(v) for v in a], [_plain(v) for v in b]
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
         assert x == y, f"row {i} ({want['request_id'].iloc[i]}): numeric {x} != json {y}"
 
 
@@ -84,8 +87,7 @@ def record(i: int, ts: float, n: int = 1) -> PayloadRecord:
 
 
 def gated(store: PayloadStore) -> threading.Event:
-    """Hold the writer until the returned event is set: what is queued meanwhile is written in
-    one batch (up to the store's ``batch_max``)."""
+    """Hold the writer until the event returned is set: what is queued meanwhile is one batch."""
     gate, holding = threading.Event(), threading.Event()
 
     def hold(conn: sa.Connection) -> None:
@@ -99,16 +101,7 @@ def gated(store: PayloadStore) -> threading.Event:
 
 @dataclass(frozen=True)
 class Req:
-    rid: str
-    ts: float
-    model: str
-    endpoint: str
-    version: str
-    status: int
-    n: int
-    request: str
-    response: str
-    latency: float
+    rec: PayloadRecord
     parts: tuple[str, ...]  # ("whole",), or the sink's halves (one only: never completed)
     labels: tuple[Any, ...]  # () none; (first,) stored once; (first, second) second wins
     accept: bool  # labels through accept_feedback: first wins, the second is refused
@@ -117,7 +110,7 @@ class Req:
 def make_requests(rng: random.Random, n: int = 320) -> list[Req]:
     out = []
     for i in range(n):
-        k = rng.randint(1, 3)
+        k, error = rng.randint(1, 3), rng.random() < 0.08
         values: list[list[Any]] = [
             [round(rng.uniform(20, 200), 2), rng.randint(1, 6), rng.choice(["d1", 'ü "q"'])]
             for _ in range(k)
@@ -125,62 +118,54 @@ def make_requests(rng: random.Random, n: int = 320) -> list[Req]:
         if rng.random() < 0.04:
             values[0][1] = True  # the compact form cannot carry it: read from its row
         dicts = [dict(zip(NAMES, v, strict=True)) for v in values]
-        error = rng.random() < 0.08
         preds: list[Any] = [round(rng.uniform(0, 9), 3) for _ in range(k)]
-        if rng.random() < 0.15:
-            preds = [[1 - p / 9, p / 9] for p in preds]
+        preds = [[1 - p / 9, p / 9] for p in preds] if rng.random() < 0.15 else preds
         parts = rng.choice([("whole",), ("request", "response"), ("request", "response")])
-        if i % 61 == 17:
-            parts = (rng.choice(["request", "response"]),)
+        parts = (rng.choice(["request", "response"]),) if i % 61 == 17 else parts
         label: Any = rng.choice([round(rng.uniform(0, 9), 2), [float(j) for j in range(k)]])
         plan = rng.choice(["none", "none", "once", "once", "replace", "accept"])
-        labels = {"none": (), "once": (label,), "replace": (label, 99.0 + i)}.get(plan)
-        ts = T0 + 0.8 * i + rng.uniform(0, 0.3)  # distinct: one order of rows
-        endpoint, version = rng.choice(["predict", "infer"]), rng.choice(["1", "2"])
+        second = -1.0 - i if plan == "accept" else 99.0 + i
+        labels = {"none": (), "once": (label,)}.get(plan, (label, second))
+        ts, latency = T0 + 0.8 * i + rng.uniform(0, 0.3), rng.uniform(1, 40)  # ts distinct
+        endpoint, version = rng.choice(["predict"] * 5 + ["infer"]), rng.choice("1112")
         req = json.dumps({"instances": dicts if rng.random() < 0.5 else values})
         resp = json.dumps({"error": "boom"} if error else {"predictions": preds})
-        out.append(
-            Req(f"r{i:03d}", ts, "n" if i % 23 == 5 else "m", endpoint, version,
-                500 if error else 200, k, req, resp, rng.uniform(1, 40), parts,
-                (label, -1.0 - i) if labels is None else labels, labels is None)
-        )  # fmt: skip
+        model, status = ("n" if i % 23 == 5 else "m"), (500 if error else 200)
+        rec = PayloadRecord(
+            f"r{i:03d}", ts, model, "stable", version, endpoint, status, latency, k, req, resp
+        )
+        out.append(Req(rec, parts, labels, plan == "accept"))
     return out
 
 
 def submit(store: PayloadStore, r: Req, part: str) -> Future[None]:
+    """Log ``r`` whole, or one of its halves as the sink merges it (the response ends later)."""
     if part == "whole":
-        return store.log_async(
-            PayloadRecord(r.rid, r.ts, r.model, "stable", r.version, r.endpoint, r.status,
-                          r.latency, r.n, r.request, r.response)
-        )  # fmt: skip
-    row: dict[str, Any] = {"request_id": r.rid, "model": r.model, "variant": "stable"}
-    if part == "request":
-        row |= {"ts": r.ts, "endpoint": r.endpoint, "n_instances": r.n, "request": r.request}
-        return store.merge_async("request", row)
-    row |= {"ts": r.ts + r.latency / 1000, "model_version": r.version, "status": r.status}
-    return store.merge_async("response", {**row, "response": r.response})
+        return store.log_async(r.rec)
+    row, half = asdict(r.rec), cast(Half, part)
+    row["ts"] += row["latency_ms"] / 1000 if half == "response" else 0.0
+    return store.merge_async(half, {k: row[k] for k in HALVES[half]})
 
 
 def test_random_interleavings_equal_the_json_path(pg_url: str) -> None:
-    """Whole records and the sink's halves (either first, of different requests interleaved,
-    completing rows in a later batch than their first half), with labels stored before the
-    second half, after completion, replaced, or accepted (first wins), read back equal the JSON
-    path, over the whole range and over a window whose edges cut blocks. Fails on a block
-    column packed out of request order, a label stored before completion missing from the
-    block, a later label not read from ``label_blocks`` (or an older one winning), a straddling
-    block not cut at the window's edges, a half completing a row in no block, another model's
-    block read."""
+    """Whole records and the sink's halves (either first, interleaved, completing rows batches
+    after their first half), labels stored before the second half, after it, replaced, or
+    accepted (first wins): read back as the JSON path, over the whole range and a window cutting
+    blocks. Fails on a block column out of request order, a label stored before completion
+    missing from its block, a later label not read from ``label_blocks`` (or an older one
+    winning), a block not cut at the window's edges, a completing half writing no block, or
+    another model's block read."""
     rng = random.Random(20240611)
     reqs = make_requests(rng)
     actions = [(r, part) for r in reqs for part in r.parts]
     rng.shuffle(actions)
-    barriers = {i for i in range(len(actions)) if rng.random() < 0.12}
+    barriers = {i for i in range(len(actions)) if rng.random() < 0.03}
     submitted: dict[str, list[Future[None]]] = {}
     labelled: dict[str, int] = {}  # labels stored so far
     early = 0  # labels queued before their request was known to be complete
     jobs: list[Future[Any]] = []
     refused: list[Future[Any]] = []
-    with PayloadStore(pg_url, batch_max=48) as store, ThreadPoolExecutor(1) as pool:
+    with PayloadStore(pg_url) as store, ThreadPoolExecutor(1) as pool:
 
         def label_round() -> None:
             """Queue the labels due for requests whose row exists (one worker: in order)."""
@@ -188,52 +173,52 @@ def test_random_interleavings_equal_the_json_path(pg_url: str) -> None:
             adds: list[tuple[str, Any]] = []
             accepts: list[tuple[str, Any]] = []
             for r in reqs:
-                futures, done = submitted.get(r.rid, []), labelled.get(r.rid, 0)
+                rid = r.rec.request_id
+                futures, done = submitted.get(rid, []), labelled.get(rid, 0)
                 if done >= len(r.labels) or not any(f.done() for f in futures):
                     continue
                 if done == 0:
                     complete = len(futures) == len(r.parts) and all(f.done() for f in futures)
                     early += not complete
-                    (accepts if r.accept else adds).append((r.rid, r.labels[0]))
+                    (accepts if r.accept else adds).append((rid, r.labels[0]))
                 elif r.accept:
-                    refused.append(pool.submit(store.accept_feedback, [(r.rid, r.labels[1])]))
+                    refused.append(pool.submit(store.accept_feedback, [(rid, r.labels[1])]))
                 else:
-                    adds.append((r.rid, r.labels[1]))
-                labelled[r.rid] = done + 1
+                    adds.append((rid, r.labels[1]))
+                labelled[rid] = done + 1
             if adds:
                 jobs.append(pool.submit(store.add_feedback_many, adds))
             if accepts:
                 jobs.append(pool.submit(store.accept_feedback, accepts))
 
+        def every() -> list[Future[None]]:
+            return [f for fs in submitted.values() for f in fs]
+
+        gate = gated(store)  # the actions between two barriers: one batch, with the labels due
         for i, (r, part) in enumerate(actions):
-            submitted.setdefault(r.rid, []).append(submit(store, r, part))
+            submitted.setdefault(r.rec.request_id, []).append(submit(store, r, part))
             if i in barriers:
-                every = [f for fs in submitted.values() for f in fs]
-                wait(rng.sample(every, len(every) // 2))
+                gate.set()
+                wait(rng.sample(every(), len(every()) // 2))
                 label_round()
-        wait([f for fs in submitted.values() for f in fs])
+                gate = gated(store)
+        gate.set()
+        wait(every())
         label_round()
         label_round()
         pool.shutdown(wait=True)
-        for job in jobs:
-            job.result()
-        for job in refused:
-            with pytest.raises(LabelConflictError):
-                job.result()
-        for f in (f for fs in submitted.values() for f in fs):
-            f.result()
-        blocks, label_rows, in_blocks = counts(store)
-        assert blocks > 0 and label_rows > 0 and in_blocks > len(reqs) // 2
-        assert early > 0 and refused
+        assert [f.exception() for f in [*jobs, *every()]] == [None] * (len(jobs) + len(every()))
+        assert all(isinstance(f.exception(), LabelConflictError) for f in refused)
+        blocks, label_rows, in_blocks = counts(store)  # so it cannot pass reading rows only
+        assert blocks > 0 and label_rows > 0 and in_blocks > len(reqs) // 2 and early and refused
         for since, until in ((T0, T0 + 300), (T0 + 37.5, T0 + 211.3)):
-            want = expected(store, since, until)
-            compare(store.numeric_window(since, until, "m", NAMES), want)
+            compare(store.numeric_window(since, until, "m", NAMES), expected(store, since, until))
         want = expected(store, T0, T0 + 300)
         first = want[want["instance"] == 0].set_index("request_id")["label"]
         for r in reqs:  # the oracle itself: the latest label, or the first accepted one
-            if r.model == "m" and r.labels and r.parts != ("response",):  # else 1 instance
-                value = r.labels[0] if r.accept else r.labels[-1]
-                assert first[r.rid] == as_number(value[0] if isinstance(value, list) else value)
+            if r.rec.model == "m" and r.labels and r.parts != ("response",):  # else 1 instance
+                y = r.labels[0] if r.accept else r.labels[-1]
+                assert first[r.rec.request_id] == as_number(y[0] if isinstance(y, list) else y)
         assert {"1", "2"} <= set(want["model_version"]) and {200, 500} <= set(want["status"])
 
 
@@ -260,12 +245,11 @@ def test_a_half_delivered_again_after_its_block_changes_nothing(pg_url: str) -> 
 
 
 def test_prune_through_a_straddling_block(pg_url: str) -> None:
-    """200 requests 1 s apart, each 64 logged out of order in one batch (blocks [0, 64),
-    [64, 128), [128, 192), [192, 200)), labelled after, then cut to the newest 90 (cut-off 110):
-    the kept requests of the straddling block are read from their rows, with their labels, and
-    no pruned request from a block. Fails if a straddling block survives the prune (pruned
-    requests read again) or is dropped without handing its kept requests back to their rows
-    (kept requests lost), or if a kept block is dropped."""
+    """200 requests 1 s apart, each 64 out of order in one batch (blocks [0, 64), [64, 128),
+    [128, 192), [192, 200)), labelled after, cut to the newest 90 (cut-off 110): the straddling
+    block's kept requests are read from their rows, with their labels. Fails if a straddling
+    block survives the prune (pruned requests read again) or goes without handing its kept
+    requests back to their rows (kept requests lost), or if a kept block is dropped."""
     rng = random.Random(7)
     chunks = [range(c, min(c + 64, 200)) for c in range(0, 200, 64)]
     order = [i for chunk in chunks for i in rng.sample(chunk, len(chunk))]

@@ -447,7 +447,7 @@ def test_slices_on_postgresql_read_one_snapshot(pg_url: str) -> None:
         settings: list[str] = []  # each query of the read first sets its planner settings
 
         def insert_mid(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-            if statement.startswith("SET LOCAL jit"):
+            if statement.startswith("SELECT set_config('jit'"):
                 settings.append(statement)
                 if len(settings) == 2:  # after the first query (the blocks), before the rest
                     log_alone(store, mid)  # a row in no block: what the later queries read

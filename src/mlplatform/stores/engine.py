@@ -125,8 +125,8 @@ def bulk_rows(conn: Connection, query: sa.Select[Any]) -> NDArray[Any]:
     params: Any = compiled.params
     options: dict[str, Any] = {}
     if conn.dialect.name == "postgresql":
-        for name, value in PG_READ_SETTINGS.items():
-            conn.exec_driver_sql(f"SET LOCAL {name} = {value}")
+        settings = ", ".join(f"set_config('{k}', '{v}', true)" for k, v in PG_READ_SETTINGS.items())
+        conn.exec_driver_sql(f"SELECT {settings}")  # SET LOCAL, all in one round trip
         options["binary"] = True
     else:  # sqlite3 takes positional parameters
         params = [params[k] for k in compiled.positiontup or ()]

@@ -10,6 +10,7 @@ latest label time, the later label block on a tie).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -92,9 +93,22 @@ def _joined(rows: Objects) -> tuple[Block, Ints]:
         "".join(rows[:, 9]),
         np.frombuffer(sizes, "<i4").astype(np.int64),
         predictions,
-        label_values(",".join(rows[:, 12])),
+        _block_labels(rows[:, 12], [len(t) // 8 for t in rows[:, 4]]),
     )
     return block, np.frombuffer(keys, "<i8")
+
+
+def _block_labels(texts: Sequence[str], sizes: Sequence[int]) -> Floats | list[Any]:
+    """The labels of stored blocks joined, from each block's text (``""``: no label yet) and
+    number of requests."""
+    if not any(texts):
+        return np.full(sum(sizes), np.nan)
+    parts = [
+        label_values(t) if t else np.full(n, np.nan) for t, n in zip(texts, sizes, strict=True)
+    ]
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts)
+    return [x for p in parts for x in (_objects(p).tolist() if isinstance(p, np.ndarray) else p)]
 
 
 def label_values(texts: str) -> Floats | list[Any]:

@@ -5,8 +5,9 @@ packed: the time goes on the rows. So the writer stores each batch's complete re
 time, as ``payload_blocks``: one per model, endpoint, model version and feature layout, every
 per-request column packed into one value (little-endian float64 times, statuses and
 latencies, int32 instance and prediction counts, the compact features and predictions of
-:mod:`.compact` joined, the labels as one JSON list). The monitor reads the few blocks that
-overlap its window and decodes each whole (:mod:`.block_read`).
+:mod:`.compact` joined, the labels as one JSON list, or ``""`` while none has a label).
+The monitor reads the few blocks that overlap its window and decodes each whole
+(:mod:`.block_read`).
 
 * **Which rows.** A request is *complete* once both halves are in and its compact form is
   whole (features, and predictions when it has a response): the row then never changes again,
@@ -103,10 +104,18 @@ def block_params(rows: Sequence[Mapping[str, Any]]) -> Rows:
                 "feature_strings": "".join(r["feature_strings"] or "" for r in group),
                 "prediction_sizes": np.array([len(p) // 8 for p in predictions], "<i4").tobytes(),
                 "prediction_numbers": b"".join(predictions),
-                "labels": ",".join(r.get("latest_label") or "null" for r in group),
+                "labels": _labels([r.get("latest_label") for r in group]),
             }
         )
     return blocks
+
+
+def _labels(labels: list[str | None]) -> str:
+    """The requests' labels as comma-separated JSON (``null`` for none), or ``""`` when none
+    has one yet (the usual case: labels come later), which a reader skips without parsing."""
+    if all(label is None for label in labels):
+        return ""
+    return ",".join(label or "null" for label in labels)
 
 
 def write_blocks(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -78,6 +78,8 @@ def upgrade() -> None:
         # (11 MB against 3.5 MB), still less than the JSON bodies of the same requests.
         for column in (*PACKED, "feature_strings", "prediction_sizes", "prediction_numbers"):
             op.execute(f"ALTER TABLE payload_blocks ALTER COLUMN {column} SET STORAGE EXTERNAL")
+        for column in ("keys", "ts", "label_ts", "labels"):
+            op.execute(f"ALTER TABLE label_blocks ALTER COLUMN {column} SET STORAGE EXTERNAL")
 
 
 def downgrade() -> None:

@@ -28,7 +28,6 @@ from mlplatform.stores.schema import label_blocks, payload_blocks, payloads
 T0 = 1_767_225_600.0
 NAMES = ("area", "rooms", "district")
 pytestmark = pytest.mark.services
-#: The fields of each half, as the sink's ``event_row`` sets them.
 HALVES = {
     "request": ("request_id", "ts", "model", "variant", "endpoint", "n_instances", "request"),
     "response": ("request_id", "ts", "model", "variant", "model_version", "status", "response"),
@@ -148,13 +147,12 @@ def submit(store: PayloadStore, r: Req, part: str) -> Future[None]:
 
 
 def test_random_interleavings_equal_the_json_path(pg_url: str) -> None:
-    """Whole records and the sink's halves (either first, interleaved, completing rows batches
-    after their first half), labels stored before the second half, after it, replaced, or
-    accepted (first wins): read back as the JSON path, over the whole range and a window cutting
-    blocks. Fails on a block column out of request order, a label stored before completion
-    missing from its block, a later label not read from ``label_blocks`` (or an older one
-    winning), a block not cut at the window's edges, a completing half writing no block, or
-    another model's block read."""
+    """Whole records and the sink's halves (either first, interleaved, a row completed batches
+    after its first half), labels stored before the second half, after it, replaced or accepted
+    (first wins), read back as the JSON path over the whole range and a window cutting blocks.
+    Fails on a block column out of request order, a label stored before completion missing from
+    its block, a later label not read from ``label_blocks`` (or an older one winning), a block
+    not cut at the window's edges, a completing half writing no block, another model's block."""
     rng = random.Random(20240611)
     reqs = make_requests(rng)
     actions = [(r, part) for r in reqs for part in r.parts]
@@ -162,16 +160,14 @@ def test_random_interleavings_equal_the_json_path(pg_url: str) -> None:
     barriers = {i for i in range(len(actions)) if rng.random() < 0.03}
     submitted: dict[str, list[Future[None]]] = {}
     labelled: dict[str, int] = {}  # labels stored so far
-    early = 0  # labels queued before their request was known to be complete
+    early: list[str] = []  # labels queued before their request was known to be complete
     jobs: list[Future[Any]] = []
     refused: list[Future[Any]] = []
     with PayloadStore(pg_url) as store, ThreadPoolExecutor(1) as pool:
 
         def label_round() -> None:
             """Queue the labels due for requests whose row exists (one worker: in order)."""
-            nonlocal early
-            adds: list[tuple[str, Any]] = []
-            accepts: list[tuple[str, Any]] = []
+            due: dict[bool, list[tuple[str, Any]]] = {False: [], True: []}  # by accept
             for r in reqs:
                 rid = r.rec.request_id
                 futures, done = submitted.get(rid, []), labelled.get(rid, 0)
@@ -179,17 +175,17 @@ def test_random_interleavings_equal_the_json_path(pg_url: str) -> None:
                     continue
                 if done == 0:
                     complete = len(futures) == len(r.parts) and all(f.done() for f in futures)
-                    early += not complete
-                    (accepts if r.accept else adds).append((rid, r.labels[0]))
+                    early.extend([] if complete else [rid])
+                    due[r.accept].append((rid, r.labels[0]))
                 elif r.accept:
                     refused.append(pool.submit(store.accept_feedback, [(rid, r.labels[1])]))
                 else:
-                    adds.append((rid, r.labels[1]))
+                    due[False].append((rid, r.labels[1]))
                 labelled[rid] = done + 1
-            if adds:
-                jobs.append(pool.submit(store.add_feedback_many, adds))
-            if accepts:
-                jobs.append(pool.submit(store.accept_feedback, accepts))
+            if due[False]:
+                jobs.append(pool.submit(store.add_feedback_many, due[False]))
+            if due[True]:
+                jobs.append(pool.submit(store.accept_feedback, due[True]))
 
         def every() -> list[Future[None]]:
             return [f for fs in submitted.values() for f in fs]

@@ -78,18 +78,19 @@ def _ks_features(
 
 def _categorical_feature(ref: pd.Series, cur: pd.Series, s: MonitorConfig) -> FeatureDrift:
     """One categorical column by ``s.cat_method``, missing values dropped."""
-    name, r, c = str(ref.name), ref.dropna(), cur.dropna()
-    if r.empty or c.empty:
+    name = str(ref.name)
+    _, rc, cc = category_counts(ref, cur)  # counts leave missing values out
+    n_ref, n_cur = int(rc.sum()), int(cc.sum())
+    if not (n_ref and n_cur):
         raise DriftError(f"column {name!r} has no values in one sample")
-    _, rc, cc = category_counts(r, c)
     if s.cat_method == "psi":
         value = psi(rc, cc)
         drifted = value >= s.psi_threshold
-        return FeatureDrift(name, "categorical", "psi", value, None, drifted, len(r), len(c))
+        return FeatureDrift(name, "categorical", "psi", value, None, drifted, n_ref, n_cur)
     test = chi2_contingency_test if s.cat_method == "chi2" else chisquare_test
     statistic, p = test(rc, cc)
     drifted = p < s.threshold
-    return FeatureDrift(name, "categorical", s.cat_method, statistic, p, drifted, len(r), len(c))
+    return FeatureDrift(name, "categorical", s.cat_method, statistic, p, drifted, n_ref, n_cur)
 
 
 def detect_drift(

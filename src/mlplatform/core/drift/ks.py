@@ -53,25 +53,29 @@ def _sort_rows(*arrays: FloatArray) -> None:
 def ks_statistics(ref: ArrayLike, cur: ArrayLike) -> FloatArray:
     """D_j = sup_x |F_ref,j(x) − F_cur,j(x)| for every column j; ref (n, k), cur (m, k) → (k,).
 
-    Each column is sorted once. F_ref − F_cur can only rise at a reference point and fall at a
-    current point, so max(F_ref − F_cur) is taken over the reference points, with F_ref at the
-    i-th sorted point counted as (i+1)/n (exact at the last of equal values, lower before it)
-    and F_cur = searchsorted(cur, x, "right")/m; symmetrically for max(F_cur − F_ref). The
-    floats are those scipy compares, so D equals ``ks_2samp(ref[:, j], cur[:, j],
-    method="asymp").statistic`` bit for bit (scipy's exact method reports it rounded to the
-    lattice h/lcm(n, m); :func:`ks_pvalues` does the same).
+    Each column is sorted once, and only the points of the smaller sample a (size p, sorted
+    a_0 ≤ ... ≤ a_{p-1}) are looked up in the larger b (size q). F_a − F_b can only rise at a
+    point of a, so its maximum is taken there: (i+1)/p − #{b ≤ a_i}/q (exact at the last of
+    equal values, lower before it). F_b − F_a can only rise at a point of b, and between two
+    points of a it is largest just below the next one, where F_a = i/p (i points of a below)
+    and F_b = #{b < a_i}/q; past the last point of a it is at most 0. So its maximum is
+    max_i #{b < a_i}/q − i/p, clipped at 0. Every candidate is a pair of fractions scipy
+    also compares (at a point of b, or dominated by one), with the same floats, so D equals
+    ``ks_2samp(ref[:, j], cur[:, j], method="asymp").statistic`` bit for bit (scipy's exact
+    method reports it rounded to the lattice h/lcm(n, m); :func:`ks_pvalues` does the same).
     """
     r, c = _columns(ref, "reference"), _columns(cur, "current")
     if r.shape[0] != c.shape[0]:
         raise DriftError(f"reference has {r.shape[0]} columns, current has {c.shape[0]}")
     _sort_rows(c, r)
-    n, m = r.shape[1], c.shape[1]
-    step_r, step_c = np.arange(1, n + 1) / n, np.arange(1, m + 1) / m
+    a, b = (r, c) if r.shape[1] <= c.shape[1] else (c, r)
+    p, q = a.shape[1], b.shape[1]
+    above, below = np.arange(1, p + 1) / p, np.arange(0, p) / p
     out = np.empty(r.shape[0])
     for j in range(r.shape[0]):
-        d_plus = np.max(step_r - np.searchsorted(c[j], r[j], side="right") / m)
-        d_minus = np.max(step_c - np.searchsorted(r[j], c[j], side="right") / n)
-        out[j] = max(float(d_plus), min(float(d_minus), 1.0))
+        a_over_b = np.max(above - np.searchsorted(b[j], a[j], side="right") / q)
+        b_over_a = np.max(np.searchsorted(b[j], a[j], side="left") / q - below)
+        out[j] = max(float(a_over_b), min(max(float(b_over_a), 0.0), 1.0))
     return out
 
 

@@ -41,6 +41,7 @@ def stored_queries(since: float, until: float, model: str | None) -> list[sa.Sel
         b.prediction_numbers,
         b.labels,
     ).where(b.ts_max >= since, b.ts_min < until)
+    data = data.order_by(b.id)  # the order they were written: keys ascending, mostly
     lab = label_blocks.c
     labels = (
         sa.select(lab["keys"], lab.label_ts, lab.labels)
@@ -126,10 +127,14 @@ def _relabel(blocks: list[Block], block_keys: list[Ints], labels: Objects) -> No
     keys = np.concatenate([np.frombuffer(k, "<i8") for k in labels[:, 0]])
     label_ts = np.concatenate([np.frombuffer(t, "<f8") for t in labels[:, 1]])
     texts = label_values(",".join(labels[:, 2]))
-    order = np.lexsort((np.arange(len(keys)), label_ts, keys))  # by key, then time, then write
+    if np.all(label_ts[1:] >= label_ts[:-1]):  # written in time order: by key, then write
+        order = np.argsort(keys, kind="stable")
+    else:  # by key, then time, then write
+        order = np.lexsort((np.arange(len(keys)), label_ts, keys))
     last = order[np.append(keys[order][1:] != keys[order][:-1], True)]
     for i, mine in enumerate(block_keys):
-        sorted_at = np.argsort(mine)  # keys are unique
+        # keys are unique, and ascending when the blocks come in the order they were written
+        sorted_at = np.arange(len(mine)) if np.all(mine[1:] > mine[:-1]) else np.argsort(mine)
         at = np.searchsorted(mine[sorted_at], keys[last]).clip(max=len(mine) - 1)
         found = mine[sorted_at[at]] == keys[last]
         if not found.any():

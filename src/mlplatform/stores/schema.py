@@ -59,8 +59,8 @@ payloads = sa.Table(
 
 #: Blocks of complete requests, written with them (PostgreSQL; ``payloads_0005``,
 #: :mod:`mlplatform.serving.payloads.blocks`): one endpoint, model version and layout each,
-#: every per-request column packed little-endian, ``keys`` naming each request's
-#: ``block_key * 65536 + block_pos``.
+#: every per-request column packed, ``keys`` naming each request's ``block_key * 65536 +
+#: block_pos``.
 payload_blocks = sa.Table(
     "payload_blocks",
     PAYLOADS,
@@ -102,7 +102,7 @@ label_blocks = sa.Table(
 )
 
 #: The batch numbers of ``block_key`` (PostgreSQL only: SQLite writes no blocks).
-BATCHES = sa.Sequence("payload_batches", metadata=PAYLOADS)
+BATCHES = sa.Sequence("payload_batches", increment=1024, metadata=PAYLOADS)
 
 feedback = sa.Table(
     "feedback",

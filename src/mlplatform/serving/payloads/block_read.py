@@ -86,17 +86,17 @@ def _joined(rows: Objects) -> tuple[Block, Ints]:
         endpoint,
         version,
         layout,
-        np.frombuffer(ts, "<f8"),
-        np.frombuffer(status, "<f8"),
-        np.frombuffer(latency, "<f8"),
-        np.frombuffer(counts, "<i4").astype(np.int64),
+        np.frombuffer(ts, ">f8").astype(np.float64),
+        np.frombuffer(status, ">f8").astype(np.float64),
+        np.frombuffer(latency, ">f8").astype(np.float64),
+        np.frombuffer(counts, ">i4").astype(np.int64),
         numbers,
         "".join(rows[:, 9]),
-        np.frombuffer(sizes, "<i4").astype(np.int64),
+        np.frombuffer(sizes, ">i4").astype(np.int64),
         predictions,
         _block_labels(rows[:, 12], [len(t) // 8 for t in rows[:, 4]]),
     )
-    return block, np.frombuffer(keys, "<i8")
+    return block, np.frombuffer(keys, ">i8").astype(np.int64)
 
 
 def _block_labels(texts: Sequence[str], sizes: Sequence[int]) -> Floats | list[Any]:
@@ -124,8 +124,8 @@ def label_values(texts: str) -> Floats | list[Any]:
 
 def _relabel(blocks: list[Block], block_keys: list[Ints], labels: Objects) -> None:
     """Give each request that a label block names the latest label it names (in place)."""
-    keys = np.concatenate([np.frombuffer(k, "<i8") for k in labels[:, 0]])
-    label_ts = np.concatenate([np.frombuffer(t, "<f8") for t in labels[:, 1]])
+    keys = np.concatenate([np.frombuffer(k, ">i8") for k in labels[:, 0]])
+    label_ts = np.concatenate([np.frombuffer(t, ">f8") for t in labels[:, 1]])
     texts = label_values(",".join(labels[:, 2]))
     if np.all(label_ts[1:] >= label_ts[:-1]):  # written in time order: by key, then write
         order = np.argsort(keys, kind="stable")

@@ -3,21 +3,22 @@
 Read row by row, a window of 100k requests costs the server ~0.14 s however its columns are
 packed: the time goes on the rows. So the writer stores each batch's complete requests a second
 time, as ``payload_blocks``: one per model, endpoint, model version and feature layout, every
-per-request column packed into one value (little-endian float64 times, statuses and
-latencies, int32 instance and prediction counts, the compact features and predictions of
-:mod:`.compact` joined, the labels as one JSON list, or ``""`` while none has a label).
-The monitor reads the few blocks that overlap its window and decodes each whole
-(:mod:`.block_read`).
+per-request column packed into one value by the server (big-endian float64 times, statuses and
+latencies, int64 keys, int32 instance and prediction counts, the little-endian compact features
+and predictions of :mod:`.compact` joined, the labels as one JSON list, or ``""`` while none has
+a label), each in the requests' ``block_pos`` order. The monitor reads the few blocks that
+overlap its window and decodes each whole (:mod:`.block_read`).
 
 * **Which rows.** A request is *complete* once both halves are in and its compact form is
   whole (features, and predictions when it has a response): the row then never changes again,
-  but for its label. A batch takes one number from the sequence ``payload_batches``; each
-  complete row gets ``block_key`` = that number and ``block_pos`` = its place in the batch, in
-  the same statement that completes it (the sink's merge, or a whole record's insert), and its
-  block is written in the same transaction, so a reader sees both or neither. Rows without a
-  block (one half so far, a body the compact form cannot carry, a batch written row by row
-  after an error, every row on SQLite) are read one by one as before (partial index
-  ``payloads_unblocked``).
+  but for its label. A batch takes a number from the sequence ``payload_batches`` (which
+  steps by :data:`RESERVED`: one ``nextval`` reserves that many numbers for one writer's
+  connection). Each complete row gets ``block_key`` = that number and ``block_pos`` = its place
+  in the batch, in the same statement that completes it (the sink's merge, or a whole record's
+  insert); one more statement packs the batch's complete rows into blocks, in the same
+  transaction, so a reader sees both or neither. Rows without a block (one half so far, a body
+  the compact form cannot carry, a batch written row by row after an error, every row on
+  SQLite) are read one by one as before (partial index ``payloads_unblocked``).
 * **Complete means final.** A half delivered again for a request already in a block changes
   nothing (the agent delivers at least once; the first copy stands).
 * **Labels.** A label stored before its request completes is in the block; a label stored
@@ -31,30 +32,34 @@ The monitor reads the few blocks that overlap its window and decodes each whole
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from mlplatform.stores.schema import BATCHES, label_blocks, payload_blocks, payloads
 
 #: ``block_pos`` lives in the low 16 bits of a request's key.
 POS_BITS = 16
-#: The columns of a complete row that its block packs.
-ROW_COLUMNS = (
-    *("request_id", "model", "endpoint", "model_version", "feature_layout", "ts", "status"),
-    *("latency_ms", "feature_rows", "feature_numbers", "feature_strings"),
-    *("prediction_numbers", "latest_label", "block_key", "block_pos"),
-)
+#: Batch numbers one ``nextval`` reserves (the sequence's step, ``payloads_0005``).
+RESERVED = 1024
 Rows = list[dict[str, Any]]
 BulkWrite = Callable[[sa.Connection, Rows], None]
+EMPTY: sa.ColumnClause[Any] = sa.literal_column("''::bytea")
+NAN: sa.ColumnClause[Any] = sa.literal_column("'NaN'::float8")
 
 
 def next_batch(conn: sa.Connection) -> int:
-    """A new batch number (``payload_batches``), never used before by any writer."""
-    return int(conn.execute(sa.select(BATCHES.next_value())).scalar_one())
+    """A batch number no writer has used: the next of the numbers this connection reserved,
+    reserving :data:`RESERVED` more (one ``nextval``) when they are used up."""
+    first, end = conn.info.get("payload_batches", (0, 0))
+    if first >= end:
+        first = int(conn.execute(sa.select(BATCHES.next_value())).scalar_one())
+        end = first + RESERVED
+    conn.info["payload_batches"] = (first + 1, end)
+    return int(first)
 
 
 def complete(row: Mapping[str, Any]) -> bool:
@@ -64,64 +69,59 @@ def complete(row: Mapping[str, Any]) -> bool:
     return row.get("feature_layout") is not None and has_predictions
 
 
-def keys(block_key: Iterable[int], block_pos: Iterable[int]) -> Any:
-    """Each request's key in its block: ``block_key * 65536 + block_pos``."""
-    return (np.fromiter(block_key, np.int64) << POS_BITS) | np.fromiter(block_pos, np.int64)
+def _joined(value: Any, separator: Any, order: Any) -> Any:
+    """``string_agg(value, separator ORDER BY order)``."""
+    return sa.func.string_agg(value, postgresql.aggregate_order_by(separator, order))
 
 
-def _floats(values: Iterable[Any]) -> bytes:
-    return np.array([np.nan if v is None else v for v in values], "<f8").tobytes()
+def _packed(value: Any, order: Any) -> Any:
+    return _joined(value, EMPTY, order)
 
 
-def block_params(rows: Sequence[Mapping[str, Any]]) -> Rows:
-    """The ``payload_blocks`` rows of complete requests (:data:`ROW_COLUMNS`): one per model,
-    endpoint, model version and layout, requests in the order given."""
-    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        key = (row["model"], row["endpoint"], row["model_version"], row["feature_layout"])
-        groups.setdefault(key, []).append(row)
-    blocks = []
-    for (model, endpoint, version, layout), group in groups.items():
-        ts = np.array([r["ts"] for r in group], "<f8")
-        predictions = [r["prediction_numbers"] or b"" for r in group]
-        blocks.append(
-            {
-                "model": model,
-                "endpoint": endpoint,
-                "model_version": version,
-                "feature_layout": layout,
-                "ts_min": float(ts.min()),
-                "ts_max": float(ts.max()),
-                "n": len(group),
-                "keys": keys((r["block_key"] for r in group), (r["block_pos"] for r in group))
-                .astype("<i8")
-                .tobytes(),
-                "ts": ts.tobytes(),
-                "status": _floats(r["status"] for r in group),
-                "latency_ms": _floats(r["latency_ms"] for r in group),
-                "feature_rows": np.array([r["feature_rows"] for r in group], "<i4").tobytes(),
-                "feature_numbers": b"".join(r["feature_numbers"] or b"" for r in group),
-                "feature_strings": "".join(r["feature_strings"] or "" for r in group),
-                "prediction_sizes": np.array([len(p) // 8 for p in predictions], "<i4").tobytes(),
-                "prediction_numbers": b"".join(predictions),
-                "labels": _labels([r.get("latest_label") for r in group]),
-            }
-        )
-    return blocks
+def _float8(column: Any) -> Any:
+    return sa.func.float8send(sa.func.coalesce(sa.cast(column, sa.Double), NAN))
 
 
-def _labels(labels: list[str | None]) -> str:
-    """The requests' labels as comma-separated JSON (``null`` for none), or ``""`` when none
-    has one yet (the usual case: labels come later), which a reader skips without parsing."""
-    if all(label is None for label in labels):
-        return ""
-    return ",".join(label or "null" for label in labels)
+def key_of(block_key: Any, block_pos: Any) -> Any:
+    """A request's key in SQL: ``block_key * 65536 + block_pos``."""
+    return block_key * (1 << POS_BITS) + block_pos
 
 
-def write_blocks(conn: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Store the blocks of ``rows`` (complete, with their ``block_key``/``block_pos``)."""
-    if rows:
-        conn.execute(sa.insert(payload_blocks), block_params(rows))
+@cache
+def pack_blocks() -> Any:
+    """The ``payload_blocks`` of batch ``:batch``: its complete rows among ``:ids`` (request
+    ids), grouped and packed by the server."""
+    p = payloads.c
+    at = p.block_pos
+    labels = _joined(sa.func.coalesce(p.latest_label, "null"), sa.literal(","), at)
+    columns = {
+        "model": p.model,
+        "endpoint": p.endpoint,
+        "model_version": p.model_version,
+        "feature_layout": p.feature_layout,
+        "ts_min": sa.func.min(p.ts),
+        "ts_max": sa.func.max(p.ts),
+        "n": sa.func.count(),
+        "keys": _packed(sa.func.int8send(key_of(p.block_key, at)), at),
+        "ts": _packed(_float8(p.ts), at),
+        "status": _packed(_float8(p.status), at),
+        "latency_ms": _packed(_float8(p.latency_ms), at),
+        "feature_rows": _packed(sa.func.int4send(p.feature_rows), at),
+        "feature_numbers": _packed(sa.func.coalesce(p.feature_numbers, EMPTY), at),
+        "feature_strings": _joined(sa.func.coalesce(p.feature_strings, ""), sa.literal(""), at),
+        "prediction_sizes": _packed(
+            sa.func.int4send(sa.func.coalesce(sa.func.length(p.prediction_numbers), 0) // 8), at
+        ),
+        "prediction_numbers": _packed(sa.func.coalesce(p.prediction_numbers, EMPTY), at),
+        "labels": sa.case((sa.func.bool_and(p.latest_label.is_(None)), ""), else_=labels),
+    }
+    ids = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text))
+    rows = (
+        sa.select(*(v.label(k) for k, v in columns.items()))
+        .where(p.request_id == sa.func.any(ids), p.block_key == sa.bindparam("batch"))
+        .group_by(p.model, p.endpoint, p.model_version, p.feature_layout)
+    )
+    return sa.insert(payload_blocks).from_select(list(columns), rows)
 
 
 @cache
@@ -136,53 +136,53 @@ def insert_in_blocks(statement: sa.Executable) -> BulkWrite:
             for i, r in enumerate(rows)
         ]
         conn.execute(statement, marked)
-        write_blocks(conn, [r for r in marked if r["block_key"] is not None])
+        conn.execute(pack_blocks(), {"ids": [r["request_id"] for r in rows], "batch": batch})
 
     return run
 
 
 @cache
 def merge_in_blocks(statement: Any) -> BulkWrite:
-    """A bulk merge of one half per row with ``statement``
-    (:func:`.statements.bulk_merge_half`, which returns the rows it completed) that puts the
-    rows it completes in blocks."""
+    """A bulk merge of one half per row with ``statement`` (:func:`.statements.bulk_merge_half`)
+    that puts the rows it completes in blocks."""
 
     def run(conn: sa.Connection, rows: Rows) -> None:
         params: dict[str, Any] = {c: [r[c] for r in rows] for c in rows[0]}
         params["block_pos"] = list(range(len(rows)))
-        params["batch"] = next_batch(conn)
-        write_blocks(conn, [dict(r) for r in conn.execute(statement, params).mappings()])
+        params["batch"] = batch = next_batch(conn)
+        conn.execute(statement, params)
+        conn.execute(pack_blocks(), {"ids": params["request_id"], "batch": batch})
 
     return run
+
+
+@cache
+def pack_labels() -> Any:
+    """The ``label_blocks`` of the requests ``:ids`` that are in a block, one per model: each
+    request's key and time, and its row's latest label and label time as they now stand."""
+    p = payloads.c
+    at = key_of(p.block_key, p.block_pos)
+    columns = {
+        "model": p.model,
+        "ts_min": sa.func.min(p.ts),
+        "ts_max": sa.func.max(p.ts),
+        "keys": _packed(sa.func.int8send(at), at),
+        "ts": _packed(_float8(p.ts), at),
+        "label_ts": _packed(_float8(p.latest_label_ts), at),
+        "labels": _joined(sa.func.coalesce(p.latest_label, "null"), sa.literal(","), at),
+    }
+    ids = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text))
+    rows = (
+        sa.select(*(v.label(k) for k, v in columns.items()))
+        .where(p.request_id == sa.func.any(ids), p.block_key.is_not(None))
+        .group_by(p.model)
+    )
+    return sa.insert(label_blocks).from_select(list(columns), rows)
 
 
 def write_label_blocks(conn: sa.Connection, ids: Iterable[str]) -> None:
     """After labels for ``ids`` were stored (in this transaction): the latest label of each of
     those requests that is already in a block, as it now stands in its row (the trigger's
-    choice), into ``label_blocks``, one per model. A reader takes each request's entry with the
-    latest label time, so the last state written wins whatever the writers' order."""
-    p = payloads.c
-    query = sa.select(
-        p.model, p.ts, p.block_key, p.block_pos, p.latest_label, p.latest_label_ts
-    ).where(p.request_id.in_(sorted(set(ids))), p.block_key.is_not(None))
-    groups: dict[Any, list[sa.Row[Any]]] = {}
-    for row in conn.execute(query):
-        groups.setdefault(row.model, []).append(row)
-    blocks = []
-    for model, group in groups.items():
-        ts = np.array([r.ts for r in group], "<f8")
-        blocks.append(
-            {
-                "model": model,
-                "ts_min": float(ts.min()),
-                "ts_max": float(ts.max()),
-                "keys": keys((r.block_key for r in group), (r.block_pos for r in group))
-                .astype("<i8")
-                .tobytes(),
-                "ts": ts.tobytes(),
-                "label_ts": _floats(r.latest_label_ts for r in group),
-                "labels": ",".join(r.latest_label or "null" for r in group),
-            }
-        )
-    if blocks:
-        conn.execute(sa.insert(label_blocks), blocks)
+    choice), into ``label_blocks`` (:func:`pack_labels`). A reader takes each request's entry
+    with the latest label time, so the last state written wins whatever the writers' order."""
+    conn.execute(pack_labels(), {"ids": sorted(set(ids))})

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from mlplatform.serving.payloads.blocks import POS_BITS
+from mlplatform.serving.payloads.blocks import key_of
 from mlplatform.stores.schema import (
     feedback,
     feedback_rejected,
@@ -85,7 +85,7 @@ def drop_blocks(conn: sa.Connection, model: str, cutoff: float) -> int:
     before ``cutoff``. The number of blocks deleted."""
     b, p = payload_blocks.c, payloads.c
     old = conn.execute(sa.select(b["keys"], b.ts_max).where(b.model == model, b.ts_min < cutoff))
-    straddling = [(np.frombuffer(keys, "<i8"), ts_max) for keys, ts_max in old if ts_max >= cutoff]
+    straddling = [(np.frombuffer(keys, ">i8"), ts_max) for keys, ts_max in old if ts_max >= cutoff]
     if straddling:
         keys = np.concatenate([k for k, _ in straddling]).tolist()
         conn.execute(
@@ -94,7 +94,7 @@ def drop_blocks(conn: sa.Connection, model: str, cutoff: float) -> int:
                 p.model == model,
                 p.ts >= cutoff,
                 p.ts <= max(t for _, t in straddling),
-                (p.block_key * (1 << POS_BITS) + p.block_pos).in_(keys),
+                key_of(p.block_key, p.block_pos).in_(keys),
             )
             .values(block_key=None, block_pos=None)
         )

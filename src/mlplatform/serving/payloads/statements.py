@@ -13,7 +13,6 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from mlplatform.serving.payloads.blocks import ROW_COLUMNS
 from mlplatform.serving.payloads.compact import FEATURE_COLUMNS, PREDICTION_COLUMN
 from mlplatform.stores import greatest, insert_for
 from mlplatform.stores.schema import feedback, feedback_rejected, payloads
@@ -99,15 +98,13 @@ def upsert_half(dialect: str, half: Half) -> Any:
 def bulk_merge_half(half: Half) -> Any:
     """PostgreSQL: :func:`upsert_half` for many rows in ONE statement, each column passed as
     one array (``INSERT ... SELECT unnest(:request_id), unnest(:ts), ... ON CONFLICT ...``),
-    which also puts the rows it completes in a block (``:batch``, and ``:block_pos`` one per
-    row; :mod:`.blocks`) and returns those rows (:data:`~.blocks.ROW_COLUMNS`). A request id
-    twice in one call is an error (the writer then merges row by row, without blocks)."""
+    which also marks the rows it completes for a block (``:batch``, and ``:block_pos`` one per
+    row; :mod:`.blocks`). A request id twice in one call is an error (the writer then merges
+    row by row, without blocks)."""
     fields = (*(REQUEST_FIELDS if half == "request" else RESPONSE_FIELDS), "block_pos")
     arrays = [
         sa.func.unnest(sa.bindparam(c, type_=postgresql.ARRAY(payloads.c[c].type))).label(c)
         for c in fields
     ]
     insert = insert_for("postgresql", payloads).from_select(list(fields), sa.select(*arrays))
-    merged = _merge(insert, half, blocks=True).returning(*(payloads.c[c] for c in ROW_COLUMNS))
-    done = merged.cte("merged")
-    return sa.select(done).where(done.c.block_key.is_not(None))
+    return _merge(insert, half, blocks=True)

@@ -83,6 +83,16 @@ payload_blocks = sa.Table(
     sa.Column("prediction_numbers", sa.LargeBinary, nullable=False),
     sa.Column("labels", sa.Text, nullable=False),
     sa.Index("payload_blocks_model_end", "model", "ts_max"),
+    sa.Index(
+        "payload_blocks_small",
+        "model",
+        "endpoint",
+        "model_version",
+        "feature_layout",
+        "id",
+        postgresql_where=sa.text("n < 256"),
+        sqlite_where=sa.text("n < 256"),
+    ),
 )
 
 #: Labels stored after their request went into a block (``payloads_0005``): per label, the
@@ -94,11 +104,19 @@ label_blocks = sa.Table(
     sa.Column("model", sa.Text),
     sa.Column("ts_min", Float64, nullable=False),
     sa.Column("ts_max", Float64, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
     sa.Column("keys", sa.LargeBinary, nullable=False),
     sa.Column("ts", sa.LargeBinary, nullable=False),
     sa.Column("label_ts", sa.LargeBinary, nullable=False),
     sa.Column("labels", sa.Text, nullable=False),
     sa.Index("label_blocks_model_end", "model", "ts_max"),
+    sa.Index(
+        "label_blocks_small",
+        "model",
+        "id",
+        postgresql_where=sa.text("n < 256"),
+        sqlite_where=sa.text("n < 256"),
+    ),
 )
 
 #: The batch numbers of ``block_key`` (PostgreSQL only: SQLite writes no blocks).

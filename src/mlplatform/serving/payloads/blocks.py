@@ -166,6 +166,7 @@ def pack_labels() -> Any:
         "model": p.model,
         "ts_min": sa.func.min(p.ts),
         "ts_max": sa.func.max(p.ts),
+        "n": sa.func.count(),
         "keys": _packed(sa.func.int8send(at), at),
         "ts": _packed(_float8(p.ts), at),
         "label_ts": _packed(_float8(p.latest_label_ts), at),

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from mlplatform.errors import RequestError, UnknownRequestError
 from mlplatform.serving.payloads.blocks import write_label_blocks
 from mlplatform.serving.payloads.statements import INSERT_REJECTED, STORED_LABELS
+from mlplatform.stores.schema import payloads
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,29 @@ def accept_feedback(
 
 def _text(label: Any) -> str:
     return orjson.dumps(label).decode()
+
+
+def insert_feedback(
+    conn: sa.Connection, stmt: Any, items: Sequence[tuple[str, Any]], now: float
+) -> int:
+    """Store every label of ``items`` with ``stmt`` (a newer label replaces the one the monitor
+    reads): a trusted, in-process write; an unknown id raises :class:`UnknownRequestError` and
+    stores nothing. The number stored."""
+    ids = sorted({rid for rid, _ in items})
+    found = {
+        r[0]
+        for r in conn.execute(
+            sa.select(payloads.c.request_id).where(payloads.c.request_id.in_(ids))
+        )
+    }
+    missing = [rid for rid in ids if rid not in found]
+    if missing:
+        raise UnknownRequestError(missing)
+    rows = [
+        {"request_id": rid, "ts": now, "label": orjson.dumps(label).decode()}
+        for rid, label in items
+    ]
+    conn.execute(stmt, rows)
+    if conn.dialect.name == "postgresql":
+        write_label_blocks(conn, ids)
+    return len(rows)

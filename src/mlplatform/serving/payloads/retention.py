@@ -23,6 +23,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from mlplatform.serving.payloads.blocks import key_of
+from mlplatform.serving.payloads.compaction import LOCK
 from mlplatform.stores.schema import (
     feedback,
     feedback_rejected,
@@ -83,6 +84,8 @@ def drop_blocks(conn: sa.Connection, model: str, cutoff: float) -> int:
     """Delete ``model``'s blocks with a request before ``cutoff``, after handing the requests
     of a straddling block from ``cutoff`` on back to their rows; and its label blocks wholly
     before ``cutoff``. The number of blocks deleted."""
+    if conn.dialect.name == "postgresql":  # no merge of blocks meanwhile (.compaction)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK)))
     b, p = payload_blocks.c, payloads.c
     old = conn.execute(sa.select(b["keys"], b.ts_max).where(b.model == model, b.ts_min < cutoff))
     straddling = [(np.frombuffer(keys, ">i8"), ts_max) for keys, ts_max in old if ts_max >= cutoff]

@@ -20,18 +20,17 @@ from mlplatform.errors import (
     ConfigError,
     LabelConflictError,
     PayloadLogError,
-    UnknownRequestError,
 )
 from mlplatform.serving.payloads.block_read import stored_blocks, stored_queries
 from mlplatform.serving.payloads.blocks import (
     BulkWrite,
     insert_in_blocks,
     merge_in_blocks,
-    write_label_blocks,
 )
 from mlplatform.serving.payloads.compact import encode_half, encode_record
+from mlplatform.serving.payloads.compaction import EVERY, compact_blocks
 from mlplatform.serving.payloads.decode import instance_rows
-from mlplatform.serving.payloads.feedback import accept_feedback
+from mlplatform.serving.payloads.feedback import accept_feedback, insert_feedback
 from mlplatform.serving.payloads.numeric import Block, numeric_frame, packed_block, row_blocks
 from mlplatform.serving.payloads.records import COLUMNS, PayloadRecord
 from mlplatform.serving.payloads.retention import (
@@ -49,10 +48,14 @@ from mlplatform.serving.payloads.statements import (
     upsert_feedback,
     upsert_half,
 )
-from mlplatform.serving.payloads.window_sql import window_queries
-from mlplatform.serving.payloads.writer import Job, Write, commit_batch
+from mlplatform.serving.payloads.window_sql import (
+    read_in_one_snapshot,
+    requests_query,
+    window_queries,
+)
+from mlplatform.serving.payloads.writer import Job, Write, writer_loop
 from mlplatform.stores import bulk_read, migrate, open_engine, store_url
-from mlplatform.stores.schema import feedback, payloads
+from mlplatform.stores.schema import payloads
 
 T = TypeVar("T")
 #: Slices of a window's rows without a block that the server packs, read at once on
@@ -179,7 +182,7 @@ class PayloadStore:
         monitor reads. Servers take clients' labels with :meth:`accept_feedback` instead."""
         now = time.time()
         stmt = upsert_feedback(self.dialect)
-        self.transaction(lambda conn: _insert_feedback(conn, stmt, items, now)).result()
+        self.transaction(lambda conn: insert_feedback(conn, stmt, items, now)).result()
 
     def close(self) -> None:
         """Commit everything queued, then stop the writer and release the connections."""
@@ -199,17 +202,14 @@ class PayloadStore:
         self.close()
 
     def _run(self) -> None:
+        every = EVERY if self.dialect == "postgresql" else None  # merges of small blocks
         with self.engine.execution_options(sqlite_begin="IMMEDIATE").connect() as conn:
-            while True:
-                jobs = [self._queue.get()]
-                while len(jobs) < self._batch_max:
-                    try:
-                        jobs.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                commit_batch(conn, [j for j in jobs if j is not None], str(self.engine.url))
-                if None in jobs:
-                    return
+            writer_loop(conn, self._queue, self._batch_max, str(self.engine.url), every)
+
+    def compact(self) -> int:
+        """Merge the small blocks now (PostgreSQL; the writer does it every
+        :data:`~.compaction.EVERY` seconds): the number of blocks merged away."""
+        return 0 if self.dialect != "postgresql" else self.transaction(compact_blocks).result()
 
     # -- reading -------------------------------------------------------------------------
     def _read(self, query: Any, fetch: Callable[[sa.Engine, Any], Any] | None = None) -> Any:
@@ -233,20 +233,7 @@ class PayloadStore:
     def requests(self, since: float, until: float, model: str | None = None) -> pd.DataFrame:
         """One row per request with ``since <= ts < until``, with its latest ``label`` (JSON
         decoded, None when unlabelled), oldest first."""
-        p = payloads.c
-        latest = (
-            sa.select(feedback.c.request_id, sa.func.max(feedback.c.ts).label("ts"))
-            .group_by(feedback.c.request_id)
-            .subquery()
-        )
-        joined = payloads.outerjoin(latest, latest.c.request_id == p.request_id).outerjoin(
-            feedback,
-            (feedback.c.request_id == latest.c.request_id) & (feedback.c.ts == latest.c.ts),
-        )
-        query = sa.select(*(p[c] for c in COLUMNS), feedback.c.label).select_from(joined)
-        query = query.where(p.ts >= since, p.ts < until).order_by(p.ts, p.request_id)
-        if model is not None:
-            query = query.where(p.model == model)
+        query = requests_query(since, until, model)
         frame = pd.DataFrame([tuple(r) for r in self._read(query)], columns=[*COLUMNS, "label"])
         frame["label"] = [None if x is None else orjson.loads(x) for x in frame["label"]]
         return frame
@@ -295,39 +282,10 @@ class PayloadStore:
             return row_blocks(rows)
         queries = window_queries(since, until, model, READ_SLICES)
         data, labels, *packed, rows = self._read(
-            [*stored_queries(since, until, model), *queries.all], _one_connection
+            [*stored_queries(since, until, model), *queries.all], read_in_one_snapshot
         )
         return [
             *stored_blocks(data, labels, since, until),
             *(packed_block(row) for table in packed for row in table),
             *row_blocks(rows),
         ]
-
-
-def _one_connection(engine: sa.Engine, queries: list[Any]) -> Any:
-    """The window's queries one after the other on one connection, in one snapshot: with the
-    blocks written at ingestion each is short, and a connection costs more than it saves."""
-    return bulk_read(engine, queries, parallel=False)
-
-
-def _insert_feedback(
-    conn: sa.Connection, stmt: Any, items: Sequence[tuple[str, Any]], now: float
-) -> int:
-    ids = sorted({rid for rid, _ in items})
-    found = {
-        r[0]
-        for r in conn.execute(
-            sa.select(payloads.c.request_id).where(payloads.c.request_id.in_(ids))
-        )
-    }
-    missing = [rid for rid in ids if rid not in found]
-    if missing:
-        raise UnknownRequestError(missing)
-    rows = [
-        {"request_id": rid, "ts": now, "label": orjson.dumps(label).decode()}
-        for rid, label in items
-    ]
-    conn.execute(stmt, rows)
-    if conn.dialect.name == "postgresql":
-        write_label_blocks(conn, ids)
-    return len(rows)

@@ -15,7 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from mlplatform.serving.payloads.compact import FEATURE_COLUMNS, PREDICTION_COLUMN
-from mlplatform.stores.schema import payloads
+from mlplatform.serving.payloads.records import COLUMNS
+from mlplatform.stores import bulk_read
+from mlplatform.stores.schema import feedback, payloads
 
 EMPTY_BYTES: sa.ColumnClause[Any] = sa.literal_column("''::bytea")
 NAN: sa.ColumnClause[Any] = sa.literal_column("'NaN'::float8")
@@ -108,3 +110,28 @@ def row_query() -> sa.Select[Any]:
         sa.case((p.feature_layout.is_(None), p.request)),
         sa.case((p.prediction_numbers.is_(None), p.response)),
     )
+
+
+def requests_query(since: float, until: float, model: str | None) -> sa.Select[Any]:
+    """The JSON path (:meth:`PayloadStore.requests`): every request in ``[since, until)``
+    (of ``model``) with its bodies and its latest ``feedback`` label, oldest first; it reads
+    neither the compact form nor blocks."""
+    p = payloads.c
+    latest = (
+        sa.select(feedback.c.request_id, sa.func.max(feedback.c.ts).label("ts"))
+        .group_by(feedback.c.request_id)
+        .subquery()
+    )
+    joined = payloads.outerjoin(latest, latest.c.request_id == p.request_id).outerjoin(
+        feedback,
+        (feedback.c.request_id == latest.c.request_id) & (feedback.c.ts == latest.c.ts),
+    )
+    query = sa.select(*(p[c] for c in COLUMNS), feedback.c.label).select_from(joined)
+    query = query.where(p.ts >= since, p.ts < until).order_by(p.ts, p.request_id)
+    return query if model is None else query.where(p.model == model)
+
+
+def read_in_one_snapshot(engine: sa.Engine, queries: list[Any]) -> Any:
+    """The window's queries one after the other on one connection, in one snapshot: with the
+    blocks written at ingestion each is short, and a connection costs more than it saves."""
+    return bulk_read(engine, queries, parallel=False)

@@ -18,16 +18,19 @@ resend a post that failed.
 
 from __future__ import annotations
 
+import queue
 import random
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 
 import sqlalchemy as sa
 
 from mlplatform.errors import DuplicateRequestError, PayloadLogError
+from mlplatform.serving.payloads.compaction import compact_blocks
 
 Outcome = tuple[bool, Any]
 #: Runs of one batch before a deadlock or serialization failure is reported to its jobs.
@@ -57,6 +60,35 @@ class Job:
     future: Future[Any]
     write: Write | None = None
     fn: Callable[[sa.Connection], Any] | None = field(default=None)
+
+
+def writer_loop(
+    conn: sa.Connection,
+    jobs_in: queue.SimpleQueue[Job | None],
+    batch_max: int,
+    where: str,
+    every: float | None,
+) -> None:
+    """The writer thread: commit whatever is queued, up to ``batch_max`` jobs a batch, until a
+    ``None`` arrives; with ``every`` (PostgreSQL), also merge small blocks every ``every``
+    seconds, and whenever the queue has been idle that long (:mod:`.compaction`)."""
+    last = monotonic()
+    while True:
+        try:
+            jobs = [jobs_in.get(timeout=every)]
+        except queue.Empty:  # idle: a turn to merge small blocks
+            jobs = []
+        while jobs and len(jobs) < batch_max:
+            try:
+                jobs.append(jobs_in.get_nowait())
+            except queue.Empty:
+                break
+        commit_batch(conn, [j for j in jobs if j is not None], where)
+        if None in jobs:
+            return
+        if every is not None and monotonic() - last >= every:
+            commit_batch(conn, [Job(Future(), fn=compact_blocks)], where)
+            last = monotonic()
 
 
 def commit_batch(conn: sa.Connection, jobs: list[Job], where: str) -> None:

@@ -59,18 +59,34 @@ def upgrade() -> None:
         sa.Column("labels", sa.Text, nullable=False),
     )
     op.create_index("payload_blocks_model_end", "payload_blocks", ["model", "ts_max"])
+    small = sa.text("n < 256")  # compaction.SMALL: the blocks a merge looks at
+    op.create_index(
+        "payload_blocks_small",
+        "payload_blocks",
+        ["model", "endpoint", "model_version", "feature_layout", "id"],
+        postgresql_where=small,
+        sqlite_where=small,
+    )
     op.create_table(
         "label_blocks",
         sa.Column("id", ID, primary_key=True),
         sa.Column("model", sa.Text),
         sa.Column("ts_min", FLOAT64, nullable=False),
         sa.Column("ts_max", FLOAT64, nullable=False),
+        sa.Column("n", sa.Integer, nullable=False),
         sa.Column("keys", sa.LargeBinary, nullable=False),
         sa.Column("ts", sa.LargeBinary, nullable=False),
         sa.Column("label_ts", sa.LargeBinary, nullable=False),
         sa.Column("labels", sa.Text, nullable=False),
     )
     op.create_index("label_blocks_model_end", "label_blocks", ["model", "ts_max"])
+    op.create_index(
+        "label_blocks_small",
+        "label_blocks",
+        ["model", "id"],
+        postgresql_where=small,
+        sqlite_where=small,
+    )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE SEQUENCE payload_batches INCREMENT BY 1024")  # blocks.RESERVED
         # Blocks are stored uncompressed: a window's read then skips pglz (100k requests on
@@ -85,8 +101,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP SEQUENCE payload_batches")
+    op.drop_index("label_blocks_small", "label_blocks")
     op.drop_index("label_blocks_model_end", "label_blocks")
     op.drop_table("label_blocks")
+    op.drop_index("payload_blocks_small", "payload_blocks")
     op.drop_index("payload_blocks_model_end", "payload_blocks")
     op.drop_table("payload_blocks")
     op.drop_index("payloads_unblocked", "payloads")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from tests.support.payload_blocks import NAMES, T0, compare, counts, expected, record
 from tests.support.services import store_database
-from tests.unit.test_payload_blocks import NAMES, T0, compare, counts, expected, record
 
 from mlplatform.serving.payloads import PayloadStore
 from mlplatform.serving.payloads import store as store_module

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -86,6 +86,6 @@ def current_revision(conn: sa.Connection, store: str) -> str | None:
     name = version_table(store)
     if not conn.dialect.has_table(conn, name):
         return None
-    query = sa.select(sa.column("version_num")).select_from(sa.table(name))
+    query: sa.Select[Any] = sa.select(sa.column("version_num")).select_from(sa.table(name))
     rows = [str(r) for r in conn.execute(query).scalars()]
     return rows[0] if len(rows) == 1 else None

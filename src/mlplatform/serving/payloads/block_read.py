@@ -99,7 +99,7 @@ def _joined(rows: Objects) -> tuple[Block, Ints]:
     return block, np.frombuffer(keys, ">i8").astype(np.int64)
 
 
-def _block_labels(texts: Sequence[str], sizes: Sequence[int]) -> Floats | list[Any]:
+def _block_labels(texts: Objects, sizes: Sequence[int]) -> Floats | list[Any]:
     """The labels of stored blocks joined, from each block's text (``""``: no label yet) and
     number of requests."""
     if not any(texts):

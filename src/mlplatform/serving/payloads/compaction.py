@@ -17,6 +17,7 @@ One merge at a time in the whole database: a writer that cannot take the advisor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -40,7 +41,7 @@ LOCK = 0x6D6C70_0003
 EMPTY: sa.ColumnClause[Any] = sa.literal_column("''::bytea")
 
 
-def runs(candidates: list[Any]) -> list[list[int]]:
+def runs(candidates: Sequence[Any]) -> list[list[int]]:
     """Ids of the blocks to merge, run by run: consecutive small blocks of one key (given in
     key, then id order: ``id``, key..., ``ts_min``, ``ts_max``, ``n``) up to :data:`MOST`
     requests and :data:`SPAN` seconds; runs of one block are left alone.
@@ -83,10 +84,14 @@ def merge_statement(table: sa.Table) -> Any:
     """Delete the blocks of ``unnest(:ids, :runs)`` and insert one per run in their place,
     with the run's last id (so the blocks keep the order they were written in): the packed
     columns concatenated in id order."""
-    chosen = sa.func.unnest(
-        sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger)),
-        sa.bindparam("runs", type_=postgresql.ARRAY(sa.Integer)),
-    ).table_valued("id", "run").render_derived(name="chosen")
+    chosen = (
+        sa.func.unnest(
+            sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger)),
+            sa.bindparam("runs", type_=postgresql.ARRAY(sa.Integer)),
+        )
+        .table_valued("id", "run")
+        .render_derived(name="chosen")
+    )
     gone = (
         sa.delete(table).where(table.c.id == sa.func.any(sa.bindparam("ids"))).returning(*table.c)
     )

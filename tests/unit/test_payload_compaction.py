@@ -30,9 +30,25 @@ def pg_url(tmp_path: Path) -> Iterator[str]:
 
 def trickle(store: PayloadStore, ids: range, gap: float = 1.0) -> None:
     """Requests logged one at a time (each its own batch and block), every third labelled on
-    its own after its block, and one label replaced: light traffic."""
+    its own after its block, and one label replaced: light traffic. Every fourth comes as the
+    sink's two halves with a label between them, so its block carries its label."""
     for i in ids:
-        store.log(record(i, T0 + i * gap, 1 + i % 2))
+        rec = record(i, T0 + i * gap, 1 + i % 2)
+        if i % 4 == 1:
+            fields = {"request_id": rec.request_id, "model": "m", "variant": "stable"}
+            store.merge_async(
+                "request",
+                {**fields, "ts": rec.ts, "endpoint": "predict", "n_instances": rec.n_instances}
+                | {"request": rec.request},
+            ).result()
+            store.add_feedback(rec.request_id, 100.0 + i)
+            store.merge_async(
+                "response",
+                {**fields, "ts": rec.ts + 0.001, "model_version": "1", "status": 200}
+                | {"response": rec.response},
+            ).result()
+        else:
+            store.log(rec)
         if i % 3 == 0:
             store.add_feedback(f"r{i:03d}", float(i))
     store.add_feedback(f"r{ids[0]:03d}", -1.0)
@@ -86,7 +102,7 @@ def test_prune_after_a_merge_keeps_exactly_the_newer_requests(pg_url: str) -> No
         assert result.requests == 15
         got = store.numeric_window(T0, T0 + 100, "m", NAMES)
         compare(got, expected(store, T0, T0 + 100))
-    assert sorted(set(got["latency_ms"])) == [float(i) for i in range(15, 40)]
+    assert sorted(set(got["feature.area"])) == [float(i) for i in range(15, 40)]
 
 
 def test_one_merge_at_a_time(pg_url: str) -> None:

@@ -18,14 +18,19 @@ Example::
     store.window(0, time.time())[["variant", "feature.0", "prediction", "label"]]
 
 Every row also gets its bodies' compact form as it is written (float64 feature values and
-predictions, categorical strings: :mod:`.compact`), so the monitor reads a window in one query
-without parsing JSON (``store.numeric_window(...)``, :mod:`.numeric`).
+predictions, categorical strings: :mod:`.compact`), so the monitor reads a window without
+parsing JSON (``store.numeric_window(...)``, :mod:`.numeric`). On PostgreSQL each batch's
+complete requests are also packed into blocks as they are written (:mod:`.blocks`), merged
+when small (:mod:`.compaction`), and a window is read as its blocks plus the few rows in none
+(:mod:`.block_read`).
 
 Layout: :mod:`.records` (the row), :mod:`.statements` (the writes, per dialect),
 :mod:`.writer` (the group commit), :mod:`.store` (:class:`PayloadStore`), :mod:`.feedback`
 (clients' labels: first label wins, refused ones audited), :mod:`.decode`
 (request/response bodies → instances, predictions and per-instance rows), :mod:`.compact`
-(the compact form written at ingestion) and :mod:`.numeric` (a window read back from it).
+(the compact form written at ingestion), :mod:`.numeric` and :mod:`.window_sql` (a window read
+back from rows), :mod:`.blocks`, :mod:`.compaction` and :mod:`.block_read` (blocks), and
+:mod:`.retention` (pruning).
 """
 
 from mlplatform.serving.payloads.decode import (

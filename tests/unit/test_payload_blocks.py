@@ -20,6 +20,7 @@ from tests.support.services import store_database
 
 from mlplatform.errors import LabelConflictError
 from mlplatform.serving.payloads import PayloadRecord, PayloadStore, as_number
+from mlplatform.serving.payloads import store as store_module
 from mlplatform.serving.payloads.statements import Half
 from mlplatform.stores.schema import payload_blocks
 
@@ -28,6 +29,12 @@ HALVES = {
     "request": ("request_id", "ts", "model", "variant", "endpoint", "n_instances", "request"),
     "response": ("request_id", "ts", "model", "variant", "model_version", "status", "response"),
 }
+
+
+@pytest.fixture(autouse=True)
+def no_merges_on_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests count blocks: the writer's own merges (every 10 s) stay out of a slow run."""
+    monkeypatch.setattr(store_module, "EVERY", 3600.0)
 
 
 @pytest.fixture

@@ -22,6 +22,12 @@ from mlplatform.stores.schema import label_blocks, payload_blocks
 pytestmark = pytest.mark.services
 
 
+@pytest.fixture(autouse=True)
+def no_merges_on_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Merges happen when a test asks (the last test shortens the period itself)."""
+    monkeypatch.setattr(store_module, "EVERY", 3600.0)
+
+
 @pytest.fixture
 def pg_url(tmp_path: Path) -> Iterator[str]:
     with store_database("postgresql", tmp_path) as u:

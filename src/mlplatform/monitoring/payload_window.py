@@ -115,10 +115,12 @@ def window_data(
     found: set[str] = set()
     predictions, labels, versions = [], [], Counter[str]()
     for b in served:
-        ok = np.repeat((b.status >= 200) & (b.status < 300), b.counts)
+        ok: Any = np.repeat((b.status >= 200) & (b.status < 300), b.counts)
         kept = int(ok.sum())
         if not kept:
             continue
+        if kept == len(ok):  # every request served: no copy
+            ok = slice(None)
         columns = block_features(b, names)
         for n in names:
             column = columns.get(f"feature.{n}")

@@ -34,6 +34,8 @@ from mlplatform.serving.payloads.numeric import numeric_frame, packed_block, row
 from mlplatform.serving.payloads.statements import INSERT_PAYLOAD, Half, upsert_half
 from mlplatform.serving.payloads.window_sql import window_queries
 from mlplatform.stores import bulk_read, open_engine
+from mlplatform.stores import engine as engine_module
+from mlplatform.stores.engine import bulk_rows
 from mlplatform.stores.schema import payloads
 
 T0 = 1_767_225_600.0
@@ -423,7 +425,9 @@ def test_every_packed_column_lists_the_requests_in_one_order(pg_url: str) -> Non
 
 
 @pytest.mark.services
-def test_slices_on_postgresql_read_one_snapshot(pg_url: str) -> None:
+def test_a_window_on_postgresql_is_read_from_one_snapshot(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A row committed after the first query's snapshot (the blocks written at ingestion),
     inside the window, is read by none of the later ones (label blocks, the server's packed
     rows, rows one by one): without the shared snapshot they would see it."""
@@ -444,19 +448,19 @@ def test_slices_on_postgresql_read_one_snapshot(pg_url: str) -> None:
             reply([1.0]),
         )
 
-        settings: list[str] = []  # each query of the read first sets its planner settings
+        reads: list[int] = []
 
-        def insert_mid(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-            if statement.startswith("SELECT set_config('jit'"):
-                settings.append(statement)
-                if len(settings) == 2:  # after the first query (the blocks), before the rest
-                    log_alone(store, mid)  # a row in no block: what the later queries read
+        def read_then_insert(conn: Any, query: Any, settings: bool = True) -> Any:
+            rows = bulk_rows(conn, query, settings)
+            reads.append(len(rows))
+            if len(reads) == 1:  # after the first query (the blocks), before the rest
+                log_alone(store, mid)  # a row in no block: what the later queries read
+            return rows
 
-        sa.event.listen(store.engine, "before_cursor_execute", insert_mid)
-        try:
-            parts = store.numeric_window(T0, T0 + 60, "m", NAMES)
-        finally:
-            sa.event.remove(store.engine, "before_cursor_execute", insert_mid)
+        monkeypatch.setattr(engine_module, "bulk_rows", read_then_insert)
+        parts = store.numeric_window(T0, T0 + 60, "m", NAMES)
+        monkeypatch.undo()
+        assert len(reads) == 4  # blocks, label blocks, packed rows, rows one by one
         assert "mid-read" in store.ids()  # it was committed while the slices were read
         assert len(parts) == before
         assert len(store.numeric_window(T0, T0 + 60, "m", NAMES)) == before + 1

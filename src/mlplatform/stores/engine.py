@@ -114,19 +114,27 @@ def begin_write(engine: Engine) -> Iterator[Connection]:
 PG_READ_SETTINGS = {"jit": "off", "enable_sort": "off", "max_parallel_workers_per_gather": "0"}
 
 
-def bulk_rows(conn: Connection, query: sa.Select[Any]) -> NDArray[Any]:
+def _read_settings(conn: Connection) -> None:
+    """:data:`PG_READ_SETTINGS` for the rest of ``conn``'s transaction (``SET LOCAL``, all
+    in one round trip)."""
+    settings = ", ".join(f"set_config('{k}', '{v}', true)" for k, v in PG_READ_SETTINGS.items())
+    conn.exec_driver_sql(f"SELECT {settings}")
+
+
+def bulk_rows(conn: Connection, query: sa.Select[Any], settings: bool = True) -> NDArray[Any]:
     """Every row of ``query`` as one ``(rows, columns)`` object array, fetched through the
     driver's own cursor: SQLAlchemy's ``Row`` objects cost ten times the query itself on a bulk
     read (100k rows into numpy: ~1.5 s against ~0.15 s). Values are what the driver returns
     (str, int, float, bytes, None; no type processing); a driver error is raised as
     SQLAlchemy's ``DBAPIError``. On PostgreSQL the rows come in binary format, under
-    :data:`PG_READ_SETTINGS`."""
+    :data:`PG_READ_SETTINGS` (set here unless ``settings`` is False: the caller set them for
+    this transaction already)."""
     compiled = query.compile(dialect=conn.dialect)
     params: Any = compiled.params
     options: dict[str, Any] = {}
     if conn.dialect.name == "postgresql":
-        settings = ", ".join(f"set_config('{k}', '{v}', true)" for k, v in PG_READ_SETTINGS.items())
-        conn.exec_driver_sql(f"SELECT {settings}")  # SET LOCAL, all in one round trip
+        if settings:
+            _read_settings(conn)
         options["binary"] = True
     else:  # sqlite3 takes positional parameters
         params = [params[k] for k in compiled.positiontup or ()]
@@ -160,9 +168,12 @@ def bulk_read(
     """
     if engine.dialect.name != "postgresql" or len(queries) < 2 or not parallel:
         with engine.connect() as conn:
-            if engine.dialect.name == "postgresql" and len(queries) > 1:
+            if engine.dialect.name != "postgresql":
+                return [bulk_rows(conn, q) for q in queries]
+            if len(queries) > 1:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            return [bulk_rows(conn, q) for q in queries]
+            _read_settings(conn)
+            return [bulk_rows(conn, q, settings=False) for q in queries]
     with engine.connect() as first:
         first = first.execution_options(isolation_level="REPEATABLE READ")
         snapshot = first.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()

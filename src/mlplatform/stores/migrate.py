@@ -84,7 +84,12 @@ def current_revision(conn: sa.Connection, store: str) -> str | None:
     the one row of its version table, read directly (Alembic's own reader costs milliseconds
     that every short-lived job would pay on opening a store)."""
     name = version_table(store)
-    if not conn.dialect.has_table(conn, name):
+    if conn.dialect.name == "postgresql":  # the dialect's has_table costs a few catalog joins
+        exists = sa.select(sa.func.to_regclass(name).is_not(None))
+    else:
+        master = sa.table("sqlite_master", sa.column("type"), sa.column("name"))
+        exists = sa.select(sa.exists().where(master.c.type == "table", master.c.name == name))
+    if not conn.execute(exists).scalar_one():
         return None
     query: sa.Select[Any] = sa.select(sa.column("version_num")).select_from(sa.table(name))
     rows = [str(r) for r in conn.execute(query).scalars()]

@@ -39,6 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from mlplatform.serving.payloads.window_sql import EMPTY_BYTES, float8
 from mlplatform.stores.schema import BATCHES, label_blocks, payload_blocks, payloads
 
 #: ``block_pos`` lives in the low 16 bits of a request's key.
@@ -47,8 +48,6 @@ POS_BITS = 16
 RESERVED = 1024
 Rows = list[dict[str, Any]]
 BulkWrite = Callable[[sa.Connection, Rows], None]
-EMPTY: sa.ColumnClause[Any] = sa.literal_column("''::bytea")
-NAN: sa.ColumnClause[Any] = sa.literal_column("'NaN'::float8")
 
 
 def next_batch(conn: sa.Connection) -> int:
@@ -69,17 +68,13 @@ def complete(row: Mapping[str, Any]) -> bool:
     return row.get("feature_layout") is not None and has_predictions
 
 
-def _joined(value: Any, separator: Any, order: Any) -> Any:
+def joined(value: Any, separator: Any, order: Any) -> Any:
     """``string_agg(value, separator ORDER BY order)``."""
     return sa.func.string_agg(value, postgresql.aggregate_order_by(separator, order))
 
 
 def _packed(value: Any, order: Any) -> Any:
-    return _joined(value, EMPTY, order)
-
-
-def _float8(column: Any) -> Any:
-    return sa.func.float8send(sa.func.coalesce(sa.cast(column, sa.Double), NAN))
+    return joined(value, EMPTY_BYTES, order)
 
 
 def key_of(block_key: Any, block_pos: Any) -> Any:
@@ -93,7 +88,7 @@ def pack_blocks() -> Any:
     ids), grouped and packed by the server."""
     p = payloads.c
     at = p.block_pos
-    labels = _joined(sa.func.coalesce(p.latest_label, "null"), sa.literal(","), at)
+    labels = joined(sa.func.coalesce(p.latest_label, "null"), sa.literal(","), at)
     columns = {
         "model": p.model,
         "endpoint": p.endpoint,
@@ -103,16 +98,16 @@ def pack_blocks() -> Any:
         "ts_max": sa.func.max(p.ts),
         "n": sa.func.count(),
         "keys": _packed(sa.func.int8send(key_of(p.block_key, at)), at),
-        "ts": _packed(_float8(p.ts), at),
-        "status": _packed(_float8(p.status), at),
-        "latency_ms": _packed(_float8(p.latency_ms), at),
+        "ts": _packed(float8(p.ts), at),
+        "status": _packed(float8(p.status), at),
+        "latency_ms": _packed(float8(p.latency_ms), at),
         "feature_rows": _packed(sa.func.int4send(p.feature_rows), at),
-        "feature_numbers": _packed(sa.func.coalesce(p.feature_numbers, EMPTY), at),
-        "feature_strings": _joined(sa.func.coalesce(p.feature_strings, ""), sa.literal(""), at),
+        "feature_numbers": _packed(sa.func.coalesce(p.feature_numbers, EMPTY_BYTES), at),
+        "feature_strings": joined(sa.func.coalesce(p.feature_strings, ""), sa.literal(""), at),
         "prediction_sizes": _packed(
             sa.func.int4send(sa.func.coalesce(sa.func.length(p.prediction_numbers), 0) // 8), at
         ),
-        "prediction_numbers": _packed(sa.func.coalesce(p.prediction_numbers, EMPTY), at),
+        "prediction_numbers": _packed(sa.func.coalesce(p.prediction_numbers, EMPTY_BYTES), at),
         "labels": sa.case((sa.func.bool_and(p.latest_label.is_(None)), ""), else_=labels),
     }
     ids = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text))
@@ -168,9 +163,9 @@ def pack_labels() -> Any:
         "ts_max": sa.func.max(p.ts),
         "n": sa.func.count(),
         "keys": _packed(sa.func.int8send(at), at),
-        "ts": _packed(_float8(p.ts), at),
-        "label_ts": _packed(_float8(p.latest_label_ts), at),
-        "labels": _joined(sa.func.coalesce(p.latest_label, "null"), sa.literal(","), at),
+        "ts": _packed(float8(p.ts), at),
+        "label_ts": _packed(float8(p.latest_label_ts), at),
+        "labels": joined(sa.func.coalesce(p.latest_label, "null"), sa.literal(","), at),
     }
     ids = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text))
     rows = (

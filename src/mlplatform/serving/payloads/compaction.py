@@ -24,6 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from mlplatform.serving.payloads.blocks import joined
+from mlplatform.serving.payloads.window_sql import EMPTY_BYTES
 from mlplatform.stores.schema import label_blocks, payload_blocks
 
 #: Seconds between two merges of one writer.
@@ -38,7 +40,6 @@ SPAN = 300.0
 LIMIT = 20_000
 #: The advisory lock of merges and of retention's block drops.
 LOCK = 0x6D6C70_0003
-EMPTY: sa.ColumnClause[Any] = sa.literal_column("''::bytea")
 
 
 def runs(candidates: Sequence[Any]) -> list[list[int]]:
@@ -64,10 +65,6 @@ def runs(candidates: Sequence[Any]) -> list[list[int]]:
     if len(run) > 1:
         out.append(run)
     return out
-
-
-def _joined(column: Any, separator: Any, order: Any) -> Any:
-    return sa.func.string_agg(column, postgresql.aggregate_order_by(separator, order))
 
 
 def _key(table: sa.Table) -> tuple[Any, ...]:
@@ -107,14 +104,14 @@ def merge_statement(table: sa.Table) -> Any:
     }
     for column in table.c:
         if isinstance(column.type, sa.LargeBinary):
-            columns[column.name] = _joined(g.c[column.name], EMPTY, order)
+            columns[column.name] = joined(g.c[column.name], EMPTY_BYTES, order)
     if table is label_blocks:
-        columns["labels"] = _joined(g.c.labels, sa.literal(","), order)
+        columns["labels"] = joined(g.c.labels, sa.literal(","), order)
     else:
         nulls = sa.func.rtrim(sa.func.repeat("null,", g.c.n), ",")  # a block without labels
-        some = _joined(sa.case((g.c.labels == "", nulls), else_=g.c.labels), sa.literal(","), order)
+        some = joined(sa.case((g.c.labels == "", nulls), else_=g.c.labels), sa.literal(","), order)
         columns["labels"] = sa.case((sa.func.bool_and(g.c.labels == ""), ""), else_=some)
-        columns["feature_strings"] = _joined(g.c.feature_strings, sa.literal(""), order)
+        columns["feature_strings"] = joined(g.c.feature_strings, sa.literal(""), order)
     rows = (
         sa.select(*(v.label(k) for k, v in columns.items()))
         .select_from(g.join(chosen, chosen.c.id == g.c.id))

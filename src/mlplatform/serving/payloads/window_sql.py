@@ -68,7 +68,7 @@ def _packed(value: Any) -> Any:
     return sa.func.string_agg(sa.func.coalesce(value, EMPTY_BYTES), EMPTY_BYTES)
 
 
-def _float8(column: Any) -> Any:
+def float8(column: Any) -> Any:
     """Big-endian float64 bytes of a column, NaN for NULL."""
     return sa.func.float8send(sa.func.coalesce(sa.cast(column, sa.Double), NAN))
 
@@ -80,9 +80,9 @@ def block_query() -> sa.Select[Any]:
             p.endpoint,
             p.model_version,
             p.feature_layout,
-            _packed(_float8(p.ts)),
-            _packed(_float8(p.status)),
-            _packed(_float8(p.latency_ms)),
+            _packed(float8(p.ts)),
+            _packed(float8(p.status)),
+            _packed(float8(p.latency_ms)),
             _packed(sa.func.int4send(p.feature_rows)),
             _packed(p.feature_numbers),
             _packed(sa.func.int4send(sa.func.coalesce(sa.func.length(p.prediction_numbers), 0))),

@@ -2,8 +2,9 @@
 
 1. Sink ingestion into PostgreSQL: KServe logger request+response pairs per second through
    the sink's ingestion path (``read_event`` → ``event_row`` → ``PayloadStore.merge_async``:
-   the writer thread's group commit; on PostgreSQL one ``INSERT ... SELECT unnest(...) ON
-   CONFLICT`` statement per half and batch) from 8 concurrent producers,
+   the writer thread's group commit; on PostgreSQL a batch's requests whose two halves are
+   both in it as one row each, the other halves one ``INSERT ... SELECT ... ON CONFLICT`` per
+   kind, the rows passed as one JSON parameter) from 8 concurrent producers,
    against a row-at-a-time baseline (the same upserts, one INSERT and one COMMIT per event, the
    same 8 producers on pooled connections). HTTP is left out: it is the same for both.
 2. The monitor job over a 100k-request window read from PostgreSQL, end to end (read and decode

@@ -5,8 +5,9 @@ land in the same ``payloads``/``feedback`` schema as the local router writes.
 
 It writes the payload log at ``serve.payload_store`` of the config (the chart sets it with
 ``MLPLATFORM__SERVE__PAYLOAD_STORE``, as for the monitor jobs). Events that arrive together
-are written together: the store's writer commits them as one transaction, one
-``executemany`` per kind of half.
+are written together: the store's writer commits them as one transaction (on PostgreSQL a
+request whose two events are both in it is written as one row, the rest one statement per kind
+of half; :func:`~mlplatform.serving.payloads.blocks.merge_in_blocks`).
 
 KServe sends one event per request (``ce-type: org.kubeflow.serving.inference.request``) and
 one per successful response (``...inference.response``, only for HTTP 200), in binary mode:

@@ -32,13 +32,20 @@ overlap its window and decodes each whole (:mod:`.block_read`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from mlplatform.serving.payloads.statements import (
+    bulk_merge_half,
+    bulk_merge_pair,
+    rows_param,
+)
 from mlplatform.serving.payloads.window_sql import EMPTY_BYTES, float8
 from mlplatform.stores.schema import BATCHES, label_blocks, payload_blocks, payloads
 
@@ -85,7 +92,7 @@ def key_of(block_key: Any, block_pos: Any) -> Any:
 @cache
 def pack_blocks() -> Any:
     """The ``payload_blocks`` of batch ``:batch``: its complete rows among ``:ids`` (request
-    ids), grouped and packed by the server."""
+    ids, a JSON list), grouped and packed by the server."""
     p = payloads.c
     at = p.block_pos
     labels = joined(sa.func.coalesce(p.latest_label, "null"), sa.literal(","), at)
@@ -110,10 +117,11 @@ def pack_blocks() -> Any:
         "prediction_numbers": _packed(sa.func.coalesce(p.prediction_numbers, EMPTY_BYTES), at),
         "labels": sa.case((sa.func.bool_and(p.latest_label.is_(None)), ""), else_=labels),
     }
-    ids = sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text))
+    ids = sa.cast(sa.bindparam("ids", type_=sa.Text), postgresql.JSON)
+    listed = sa.select(sa.func.json_array_elements_text(ids))
     rows = (
         sa.select(*(v.label(k) for k, v in columns.items()))
-        .where(p.request_id == sa.func.any(ids), p.block_key == sa.bindparam("batch"))
+        .where(p.request_id.in_(listed), p.block_key == sa.bindparam("batch"))
         .group_by(p.model, p.endpoint, p.model_version, p.feature_layout)
     )
     return sa.insert(payload_blocks).from_select(list(columns), rows)
@@ -131,24 +139,55 @@ def insert_in_blocks(statement: sa.Executable) -> BulkWrite:
             for i, r in enumerate(rows)
         ]
         conn.execute(statement, marked)
-        conn.execute(pack_blocks(), {"ids": [r["request_id"] for r in rows], "batch": batch})
+        pack(conn, [r["request_id"] for r in rows], batch)
 
     return run
 
 
 @cache
-def merge_in_blocks(statement: Any) -> BulkWrite:
-    """A bulk merge of one half per row with ``statement`` (:func:`.statements.bulk_merge_half`)
-    that puts the rows it completes in blocks."""
+def merge_in_blocks() -> BulkWrite:
+    """A bulk merge of request and response halves (the sink's events) that puts the requests
+    it completes in blocks. A request whose two halves are both in the batch, once each, is
+    written as one row (:func:`.statements.bulk_merge_pair`): one insert instead of an insert
+    and an update. The other halves are merged by half (:func:`.statements.bulk_merge_half`);
+    a half twice in the batch makes that statement fail, and the writer then merges row by
+    row, without blocks."""
 
     def run(conn: sa.Connection, rows: Rows) -> None:
-        params: dict[str, Any] = {c: [r[c] for r in rows] for c in rows[0]}
-        params["block_pos"] = list(range(len(rows)))
-        params["batch"] = batch = next_batch(conn)
-        conn.execute(statement, params)
-        conn.execute(pack_blocks(), {"ids": params["request_id"], "batch": batch})
+        requests, responses = _halves(rows)
+        pairs = []
+        for rid, request in list(requests.items()):
+            response = responses.get(rid, [])
+            if len(request) == len(response) == 1:
+                pairs.append({**response[0], **request[0], "response_ts": response[0]["ts"]})
+                del requests[rid], responses[rid]
+        batch, position = next_batch(conn), itertools.count()
+        for statement, group in (
+            (bulk_merge_pair(), pairs),
+            (bulk_merge_half("request"), [r for q in requests.values() for r in q]),
+            (bulk_merge_half("response"), [r for q in responses.values() for r in q]),
+        ):
+            if group:
+                numbered = [{**r, "block_pos": next(position)} for r in group]
+                conn.execute(statement, {"rows": rows_param(numbered), "batch": batch})
+        pack(conn, [r["request_id"] for r in rows], batch)
 
     return run
+
+
+def _halves(rows: Rows) -> tuple[dict[str, Rows], dict[str, Rows]]:
+    """The request halves and the response halves by request id, in order."""
+    requests: dict[str, Rows] = {}
+    responses: dict[str, Rows] = {}
+    for row in rows:
+        side = requests if "request" in row else responses
+        side.setdefault(row["request_id"], []).append(row)
+    return requests, responses
+
+
+def pack(conn: sa.Connection, ids: list[str], batch: int) -> None:
+    """Pack batch ``batch``'s complete rows among ``ids`` into blocks (:func:`pack_blocks`)."""
+    conn.execute(pack_blocks(), {"ids": orjson.dumps(ids).decode(), "batch": batch})
 
 
 @cache

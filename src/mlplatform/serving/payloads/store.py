@@ -44,7 +44,6 @@ from mlplatform.serving.payloads.retention import (
 from mlplatform.serving.payloads.statements import (
     INSERT_PAYLOAD,
     Half,
-    bulk_merge_half,
     upsert_feedback,
     upsert_half,
 )
@@ -128,7 +127,7 @@ class PayloadStore:
     def merge_async(self, half: Half, row: dict[str, Any]) -> Future[None]:
         """Merge one half of a logged request/response pair into its request's row
         (:func:`~mlplatform.serving.payloads.statements.upsert_half`), with its compact form."""
-        bulk = merge_in_blocks(bulk_merge_half(half)) if self.dialect == "postgresql" else None
+        bulk = merge_in_blocks() if self.dialect == "postgresql" else None
         params = encode_half(half, row)
         return self.write(upsert_half(self.dialect, half), params, row["request_id"], bulk)
 

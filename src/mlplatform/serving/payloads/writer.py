@@ -43,9 +43,10 @@ RETRYABLE = frozenset({"40P01", "40001"})
 @dataclass(frozen=True)
 class Write:
     """One row of parameters for ``statement``; ``key`` names it in a conflict error. With
-    ``bulk``, a group of these rows is written by ``bulk(conn, rows)`` (e.g. one statement
-    taking each column as an array, and blocks: :mod:`.blocks`) instead of an
-    ``executemany``; if that fails, each row is written alone with ``statement``."""
+    ``bulk``, the rows queued together with the same ``bulk`` are written by
+    ``bulk(conn, rows)`` (e.g. one statement taking all rows as one parameter, and blocks:
+    :mod:`.blocks`) instead of an ``executemany``; if that fails, each row is written alone
+    with its own ``statement``."""
 
     statement: sa.Executable
     params: dict[str, Any]
@@ -125,18 +126,24 @@ def retryable(exc: BaseException) -> bool:
 
 
 def _groups(jobs: list[Job]) -> Iterator[list[Job]]:
-    """The writes between two function jobs grouped by statement (queue order within each),
-    and every function job alone, in its place. Rows of different statements between two
-    function jobs are independent (a sink's two halves merge in either order)."""
+    """The writes between two function jobs grouped by statement, or by bulk write (queue
+    order within each), and every function job alone, in its place. Rows of different groups
+    between two function jobs are independent (a sink's two halves merge in either order)."""
     writes: dict[int, list[Job]] = {}
     for job in jobs:
         if job.write is not None:
-            writes.setdefault(id(job.write.statement), []).append(job)
+            writes.setdefault(_group_of(job.write), []).append(job)
             continue
         yield from map(_by_key, writes.values())
         writes = {}
         yield [job]
     yield from map(_by_key, writes.values())
+
+
+def _group_of(write: Write) -> int:
+    """Rows with the same ``bulk`` are written together (a sink's two halves: one merge), the
+    others by statement."""
+    return id(write.bulk) if write.bulk is not None else id(write.statement)
 
 
 def _by_key(group: list[Job]) -> list[Job]:

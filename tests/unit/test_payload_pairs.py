@@ -174,3 +174,35 @@ def test_a_request_delivered_again_after_its_response_keeps_the_latency(
             store.merge_async(half, row).result(10)  # type: ignore[arg-type]
         (got,) = [r[COLUMNS.index("latency_ms")] for r in rows(url)]
     assert got == pytest.approx(max(want, 0.0), abs=1e-9)
+
+
+def test_a_batch_of_halves_is_one_autocommit_statement(pg_url: str) -> None:
+    """The writer's round trips per batch of the sink's halves: the merge statement alone, on
+    an autocommit connection (no BEGIN, SAVEPOINT, RELEASE or COMMIT around it); a batch that
+    also holds another kind of job still runs in one transaction."""
+    rng = random.Random(5)
+    events = [e for i in range(40) for e in halves(rng, i)]
+    ran: list[tuple[str, bool]] = []
+    with PayloadStore(pg_url) as store:
+
+        @sa.event.listens_for(store.engine, "before_cursor_execute")
+        def seen(conn: sa.Connection, cursor: Any, statement: str, *args: Any) -> None:
+            dbapi = conn.connection.dbapi_connection
+            ran.append((statement.split(None, 2)[1], bool(getattr(dbapi, "autocommit", None))))
+
+        one_batch(store, events)
+        merges = [r for r in ran if r[0] == "pairs"]  # WITH pairs AS (...)
+        assert merges == [("pairs", True)], ran
+        ran.clear()
+        one_batch(store, [halves(rng, 99)[0]])  # alone: still one statement
+        assert [r for r in ran if r[0] == "pairs"] == [("pairs", True)], ran
+        ran.clear()
+        gate = threading.Event()
+        held = store.transaction(lambda conn: gate.wait(10))
+        mixed = [store.merge_async(*e) for e in halves(rng, 98)]  # type: ignore[arg-type]
+        mixed.append(store.transaction(lambda conn: None))  # another kind of job
+        gate.set()
+        for f in [held, *mixed]:
+            f.result(10)
+        assert [r for r in ran if r[0] == "pairs"] == [("pairs", False)], ran
+    assert len(rows(pg_url)) == 42

@@ -115,7 +115,9 @@ def read_event(headers: Mapping[str, str], body: bytes, now: float) -> dict[str,
 def explainer_traffic(metadata: str | None) -> bool:
     """Whether an event's ``metadata`` attribute (the agent's JSON of the forwarded headers,
     ``{"<Header>": ["<value>", ...]}``) marks the explainer's own calls."""
-    doc = _json(metadata or "")
+    if not metadata:  # most events: no forwarded headers (and no JSON error to raise)
+        return False
+    doc = _json(metadata)
     values = doc.get(EXPLAINER_HEADER) if isinstance(doc, dict) else None
     return isinstance(values, list) and EXPLAINER_TRAFFIC in values
 

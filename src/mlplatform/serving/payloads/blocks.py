@@ -89,11 +89,19 @@ def key_of(block_key: Any, block_pos: Any) -> Any:
     return block_key * (1 << POS_BITS) + block_pos
 
 
-@cache
-def pack_blocks() -> Any:
-    """The ``payload_blocks`` of batch ``:batch``: its complete rows among ``:ids`` (request
-    ids, a JSON list), grouped and packed by the server."""
-    p = payloads.c
+#: The ``payloads`` columns a block is packed from.
+PACKED = (
+    *("model", "endpoint", "model_version", "feature_layout", "ts", "block_key", "block_pos"),
+    *("status", "latency_ms", "feature_rows", "feature_numbers", "feature_strings"),
+    *("prediction_numbers", "latest_label"),
+)
+
+
+def pack_into_blocks(rows: Any, *where: Any) -> Any:
+    """``INSERT INTO payload_blocks``: the rows of ``rows`` (a table or subquery with the
+    :data:`PACKED` columns) that are in batch ``:batch`` and meet ``where``, grouped and packed
+    by the server."""
+    p = rows.c
     at = p.block_pos
     labels = joined(sa.func.coalesce(p.latest_label, "null"), sa.literal(","), at)
     columns = {
@@ -117,14 +125,41 @@ def pack_blocks() -> Any:
         "prediction_numbers": _packed(sa.func.coalesce(p.prediction_numbers, EMPTY_BYTES), at),
         "labels": sa.case((sa.func.bool_and(p.latest_label.is_(None)), ""), else_=labels),
     }
-    ids = sa.cast(sa.bindparam("ids", type_=sa.Text), postgresql.JSON)
-    listed = sa.select(sa.func.json_array_elements_text(ids))
-    rows = (
+    packed = (
         sa.select(*(v.label(k) for k, v in columns.items()))
-        .where(p.request_id.in_(listed), p.block_key == sa.bindparam("batch"))
+        .where(p.block_key == sa.bindparam("batch", type_=sa.BigInteger), *where)
         .group_by(p.model, p.endpoint, p.model_version, p.feature_layout)
     )
-    return sa.insert(payload_blocks).from_select(list(columns), rows)
+    return sa.insert(payload_blocks).from_select(list(columns), packed)
+
+
+@cache
+def pack_blocks() -> Any:
+    """The ``payload_blocks`` of batch ``:batch``: its complete rows among ``:ids`` (request
+    ids, a JSON list)."""
+    ids = sa.cast(sa.bindparam("ids", type_=sa.Text), postgresql.JSON)
+    listed = sa.select(sa.func.json_array_elements_text(ids))
+    return pack_into_blocks(payloads, payloads.c.request_id.in_(listed))
+
+
+@cache
+def merge_and_pack() -> Any:
+    """ONE statement for a batch of the sink's halves: the pairs (``:pairs``), the lone request
+    halves (``:requests``) and the lone response halves (``:responses``) merged, each a
+    data-modifying CTE returning the rows as they now stand (their labels included), and the
+    rows that completed packed into blocks from what they return. One round trip instead of
+    four: the writer waits on the server once per batch."""
+    returned = [payloads.c[c] for c in PACKED]
+    parts = [
+        statement.returning(*returned).cte(name)
+        for name, statement in (
+            ("pairs", bulk_merge_pair()),
+            ("requests", bulk_merge_half("request")),
+            ("responses", bulk_merge_half("response")),
+        )
+    ]
+    merged = sa.union_all(*(sa.select(*part.c) for part in parts)).subquery("merged")
+    return pack_into_blocks(merged)
 
 
 @cache
@@ -149,9 +184,10 @@ def merge_in_blocks() -> BulkWrite:
     """A bulk merge of request and response halves (the sink's events) that puts the requests
     it completes in blocks. A request whose two halves are both in the batch, once each, is
     written as one row (:func:`.statements.bulk_merge_pair`): one insert instead of an insert
-    and an update. The other halves are merged by half (:func:`.statements.bulk_merge_half`);
-    a half twice in the batch makes that statement fail, and the writer then merges row by
-    row, without blocks."""
+    and an update. The other halves are merged by half (:func:`.statements.bulk_merge_half`),
+    and the completed requests packed, all in one statement (:func:`merge_and_pack`). A half
+    twice in the batch makes it fail, and the writer then merges row by row, without
+    blocks."""
 
     def run(conn: sa.Connection, rows: Rows) -> None:
         requests, responses = _halves(rows)
@@ -161,16 +197,15 @@ def merge_in_blocks() -> BulkWrite:
             if len(request) == len(response) == 1:
                 pairs.append({**response[0], **request[0], "response_ts": response[0]["ts"]})
                 del requests[rid], responses[rid]
-        batch, position = next_batch(conn), itertools.count()
-        for statement, group in (
-            (bulk_merge_pair(), pairs),
-            (bulk_merge_half("request"), [r for q in requests.values() for r in q]),
-            (bulk_merge_half("response"), [r for q in responses.values() for r in q]),
+        position = itertools.count()
+        params: dict[str, Any] = {"batch": next_batch(conn)}
+        for name, group in (
+            ("pairs", pairs),
+            ("requests", [r for q in requests.values() for r in q]),
+            ("responses", [r for q in responses.values() for r in q]),
         ):
-            if group:
-                numbered = [{**r, "block_pos": next(position)} for r in group]
-                conn.execute(statement, {"rows": rows_param(numbered), "batch": batch})
-        pack(conn, [r["request_id"] for r in rows], batch)
+            params[name] = rows_param([{**r, "block_pos": next(position)} for r in group])
+        conn.execute(merge_and_pack(), params)
 
     return run
 

@@ -101,17 +101,17 @@ def upsert_half(dialect: str, half: Half) -> Any:
     return _merge(insert_for(dialect, payloads), half)
 
 
-def json_rows(fields: tuple[str, ...]) -> dict[str, Any]:
-    """PostgreSQL: the rows of the JSON array bound to ``:rows`` as a table ``r`` of ``fields``,
+def json_rows(fields: tuple[str, ...], name: str) -> dict[str, Any]:
+    """PostgreSQL: the rows of the JSON array bound to ``:name`` as a table of ``fields``,
     typed as in ``payloads`` (``response_ts`` a float; binary columns travel as hex text and are
     decoded). One text parameter carries the whole batch, which the server parses: an array
     parameter per column would be dumped by the driver value by value, in Python, and cost the
     writer more than the server's work (:func:`rows_param` builds the parameter)."""
     binary = {c for c in fields if isinstance(_column_type(c), sa.LargeBinary)}
     columns = [sa.column(c, sa.Text() if c in binary else _column_type(c)) for c in fields]
-    rows = sa.cast(sa.bindparam("rows", type_=sa.Text), postgresql.JSON)
+    rows = sa.cast(sa.bindparam(name, type_=sa.Text), postgresql.JSON)
     table = sa.func.json_to_recordset(rows).table_valued(*columns)
-    r = table.render_derived(name="r", with_types=True)
+    r = table.render_derived(name=f"{name}_rows", with_types=True)
     return {c: sa.func.decode(r.c[c], "hex") if c in binary else r.c[c] for c in fields}
 
 
@@ -133,12 +133,14 @@ def _hex(value: Any) -> str:
 @cache
 def bulk_merge_half(half: Half) -> Any:
     """PostgreSQL: :func:`upsert_half` for many rows in ONE statement, the rows passed as one
-    JSON parameter (:func:`json_rows`), which also marks the rows it completes for a block
-    (``:batch``, and each row's ``block_pos``; :mod:`.blocks`). A request id twice in one
-    call is an error (the writer then merges row by row, without blocks)."""
+    JSON parameter (``:requests`` or ``:responses``, :func:`json_rows`), which also marks the
+    rows it completes for a block (``:batch``, and each row's ``block_pos``; :mod:`.blocks`).
+    A request id twice in one call is an error (the writer then merges row by row, without
+    blocks)."""
     fields = (*(REQUEST_FIELDS if half == "request" else RESPONSE_FIELDS), "block_pos")
     insert = insert_for("postgresql", payloads).from_select(
-        list(fields), sa.select(*(v.label(k) for k, v in json_rows(fields).items()))
+        list(fields),
+        sa.select(*(v.label(k) for k, v in json_rows(fields, f"{half}s").items())),
     )
     return _merge(insert, half, blocks=True)
 
@@ -150,12 +152,12 @@ PAIR_FIELDS = (*REQUEST_FIELDS, *RESPONSE_FIELDS[4:], "block_pos")
 @cache
 def bulk_merge_pair() -> Any:
     """PostgreSQL: both halves of each request at once, as one row of :data:`PAIR_FIELDS` and
-    the response's time ``response_ts``, for many requests in ONE statement. The row it writes
-    is the one the two halves' upserts (:func:`upsert_half`) would leave, in either order: the
-    request's time, model and variant, the response's columns, the latency between the two,
-    and a block (``:batch``) if its compact form is whole; a row already in a block is left as
-    it is."""
-    r = json_rows((*PAIR_FIELDS, "response_ts"))
+    the response's time ``response_ts``, for many requests in ONE statement (``:pairs``). The
+    row it writes is the one the two halves' upserts (:func:`upsert_half`) would leave, in
+    either order: the request's time, model and variant, the response's columns, the latency
+    between the two, and a block (``:batch``) if its compact form is whole; a row already in
+    a block is left as it is."""
+    r = json_rows((*PAIR_FIELDS, "response_ts"), "pairs")
     batch = sa.bindparam("batch", type_=sa.BigInteger)
     completes = sa.and_(
         r["request"].is_not(None),

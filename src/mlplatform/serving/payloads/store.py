@@ -52,7 +52,7 @@ from mlplatform.serving.payloads.window_sql import (
     requests_query,
     window_queries,
 )
-from mlplatform.serving.payloads.writer import Job, Write, writer_loop
+from mlplatform.serving.payloads.writer import Job, Write, solo_connection, writer_loop
 from mlplatform.stores import bulk_read, migrate, open_engine, store_url
 from mlplatform.stores.schema import payloads
 
@@ -106,12 +106,13 @@ class PayloadStore:
         params: dict[str, Any],
         key: str,
         bulk: BulkWrite | None = None,
+        solo: bool = False,
     ) -> Future[None]:
         """Queue one row of ``statement``; rows of one statement queued together are written
         with one ``executemany`` (or by ``bulk``, see :class:`Write`). ``key`` (the request
         id) names the row in a conflict error."""
         fut: Future[None] = Future()
-        self._submit(Job(fut, write=Write(statement, params, key, bulk)))
+        self._submit(Job(fut, write=Write(statement, params, key, bulk, solo)))
         return fut
 
     def log_async(self, record: PayloadRecord) -> Future[None]:
@@ -129,7 +130,8 @@ class PayloadStore:
         (:func:`~mlplatform.serving.payloads.statements.upsert_half`), with its compact form."""
         bulk = merge_in_blocks() if self.dialect == "postgresql" else None
         params = encode_half(half, row)
-        return self.write(upsert_half(self.dialect, half), params, row["request_id"], bulk)
+        statement, key = upsert_half(self.dialect, half), row["request_id"]
+        return self.write(statement, params, key, bulk, solo=True)
 
     def accept_feedback(self, items: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
         """Clients' labels, first label wins (:mod:`.feedback`): the labels stored now; another
@@ -202,8 +204,11 @@ class PayloadStore:
 
     def _run(self) -> None:
         every = EVERY if self.dialect == "postgresql" else None  # merges of small blocks
-        with self.engine.execution_options(sqlite_begin="IMMEDIATE").connect() as conn:
-            writer_loop(conn, self._queue, self._batch_max, str(self.engine.url), every)
+        with (
+            self.engine.execution_options(sqlite_begin="IMMEDIATE").connect() as conn,
+            solo_connection(self.engine) as solo,
+        ):
+            writer_loop(conn, self._queue, self._batch_max, str(self.engine.url), every, solo)
 
     def compact(self) -> int:
         """Merge the small blocks now (PostgreSQL; the writer does it every

@@ -23,6 +23,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from time import monotonic
 from typing import Any
@@ -52,6 +53,10 @@ class Write:
     params: dict[str, Any]
     key: str
     bulk: Callable[[sa.Connection, list[dict[str, Any]]], None] | None = None
+    #: ``bulk`` is one statement: a batch of nothing but rows of this ``bulk`` is run as that
+    #: statement alone on the writer's autocommit connection (its own transaction), one round
+    #: trip instead of BEGIN, SAVEPOINT, the statement, RELEASE and COMMIT.
+    solo: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,10 +74,12 @@ def writer_loop(
     batch_max: int,
     where: str,
     every: float | None,
+    solo: sa.Connection | None = None,
 ) -> None:
     """The writer thread: commit whatever is queued, up to ``batch_max`` jobs a batch, until a
     ``None`` arrives; with ``every`` (PostgreSQL), also merge small blocks every ``every``
-    seconds, and whenever the queue has been idle that long (:mod:`.compaction`)."""
+    seconds, and whenever the queue has been idle that long (:mod:`.compaction`). ``solo``
+    is an autocommit connection for batches that are one statement (:attr:`Write.solo`)."""
     last = monotonic()
     while True:
         try:
@@ -84,7 +91,7 @@ def writer_loop(
                 jobs.append(jobs_in.get_nowait())
             except queue.Empty:
                 break
-        commit_batch(conn, [j for j in jobs if j is not None], where)
+        commit_batch(conn, [j for j in jobs if j is not None], where, solo)
         if None in jobs:
             return
         if every is not None and monotonic() - last >= every:
@@ -92,13 +99,24 @@ def writer_loop(
             last = monotonic()
 
 
-def commit_batch(conn: sa.Connection, jobs: list[Job], where: str) -> None:
-    """Run ``jobs`` in one transaction on the writer's connection, then resolve their futures."""
+def solo_connection(engine: sa.Engine) -> AbstractContextManager[sa.Connection | None]:
+    """The writer's autocommit connection for one-statement batches (PostgreSQL; on SQLite a
+    batch is one transaction, one fsync, whatever it holds)."""
+    if engine.dialect.name != "postgresql":
+        return nullcontext(None)
+    return engine.execution_options(isolation_level="AUTOCOMMIT").connect()
+
+
+def commit_batch(
+    conn: sa.Connection, jobs: list[Job], where: str, solo: sa.Connection | None = None
+) -> None:
+    """Run ``jobs`` in one transaction on the writer's connection (or as one statement on
+    ``solo``, see :attr:`Write.solo`), then resolve their futures."""
     if not jobs:
         return
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            done = _commit(conn, jobs)
+            done = _alone(solo, jobs) or _commit(conn, jobs)
             break
         except sa.exc.SQLAlchemyError as exc:
             if retryable(exc) and attempt < ATTEMPTS:
@@ -109,6 +127,28 @@ def commit_batch(conn: sa.Connection, jobs: list[Job], where: str) -> None:
             break
     for job, (ok, value) in done:
         _resolve(job.future, ok, value)
+
+
+def _alone(solo: sa.Connection | None, jobs: list[Job]) -> list[tuple[Job, Outcome]] | None:
+    """The batch run as its one statement on the autocommit connection ``solo``, when every
+    job is a row of the same one-statement bulk write; None when it is not, or when the
+    statement failed for a row's sake (nothing was written: the transaction path then finds
+    the bad rows)."""
+    first = jobs[0].write
+    if solo is None or first is None or not first.solo:
+        return None
+    if any(job.write is None or job.write.bulk is not first.bulk for job in jobs):
+        return None
+    group = _by_key(jobs)
+    assert first.bulk is not None
+    try:
+        with solo.begin():  # autocommit: no BEGIN or COMMIT is sent
+            first.bulk(solo, [job.write.params for job in group if job.write])
+    except sa.exc.DBAPIError as exc:
+        if retryable(exc):
+            raise  # the whole batch runs again (commit_batch)
+        return None
+    return [(job, (True, None)) for job in group]
 
 
 def _commit(conn: sa.Connection, jobs: list[Job]) -> list[tuple[Job, Outcome]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -61,3 +62,16 @@ def record(i: int, ts: float, n: int = 1) -> PayloadRecord:
     return PayloadRecord(
         f"r{i:03d}", ts, "m", "stable", "1", "predict", 200, float(i), n, req, resp
     )
+
+
+def gated(store: PayloadStore) -> threading.Event:
+    """Hold the writer until the event returned is set: what is queued meanwhile is one batch."""
+    gate, holding = threading.Event(), threading.Event()
+
+    def hold(conn: sa.Connection) -> None:
+        holding.set()
+        gate.wait(10)
+
+    store.transaction(hold)
+    assert holding.wait(10)  # the writer is in hold(): its batch is this job alone
+    return gate

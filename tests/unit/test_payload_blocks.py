@@ -6,54 +6,24 @@ from __future__ import annotations
 
 import json
 import random
-import threading
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
-from tests.support.payload_blocks import NAMES, T0, compare, counts, expected, record
-from tests.support.services import store_database
+from tests.support.payload_blocks import NAMES, T0, compare, counts, expected, gated, record
 
 from mlplatform.errors import LabelConflictError
 from mlplatform.serving.payloads import PayloadRecord, PayloadStore, as_number
-from mlplatform.serving.payloads import store as store_module
 from mlplatform.serving.payloads.statements import Half
 from mlplatform.stores.schema import payload_blocks
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.usefixtures("writer_merges_held")]
 HALVES = {
     "request": ("request_id", "ts", "model", "variant", "endpoint", "n_instances", "request"),
     "response": ("request_id", "ts", "model", "variant", "model_version", "status", "response"),
 }
-
-
-@pytest.fixture(autouse=True)
-def no_merges_on_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests count blocks: the writer's own merges (every 10 s) stay out of a slow run."""
-    monkeypatch.setattr(store_module, "EVERY", 3600.0)
-
-
-@pytest.fixture
-def pg_url(tmp_path: Path) -> Iterator[str]:
-    with store_database("postgresql", tmp_path) as u:
-        yield u
-
-
-def gated(store: PayloadStore) -> threading.Event:
-    """Hold the writer until the event returned is set: what is queued meanwhile is one batch."""
-    gate, holding = threading.Event(), threading.Event()
-
-    def hold(conn: sa.Connection) -> None:
-        holding.set()
-        gate.wait(10)
-
-    store.transaction(hold)
-    assert holding.wait(10)  # the writer is in hold(): its batch is this job alone
-    return gate
 
 
 @dataclass(frozen=True)

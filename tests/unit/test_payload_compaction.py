@@ -6,32 +6,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from tests.support.payload_blocks import NAMES, T0, compare, counts, expected, record
-from tests.support.services import store_database
 
 from mlplatform.serving.payloads import PayloadStore
 from mlplatform.serving.payloads import store as store_module
 from mlplatform.serving.payloads.compaction import LOCK, MOST, SPAN, runs
 from mlplatform.stores.schema import label_blocks, payload_blocks
 
-pytestmark = pytest.mark.services
-
-
-@pytest.fixture(autouse=True)
-def no_merges_on_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Merges happen when a test asks (the last test shortens the period itself)."""
-    monkeypatch.setattr(store_module, "EVERY", 3600.0)
-
-
-@pytest.fixture
-def pg_url(tmp_path: Path) -> Iterator[str]:
-    with store_database("postgresql", tmp_path) as u:
-        yield u
+pytestmark = [pytest.mark.services, pytest.mark.usefixtures("writer_merges_held")]
 
 
 def trickle(store: PayloadStore, ids: range, gap: float = 1.0) -> None:

@@ -8,33 +8,21 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from tests.support.payload_blocks import gated
 from tests.support.services import store_database
 
 from mlplatform.serving.payloads import PayloadStore
-from mlplatform.serving.payloads import store as store_module
 from mlplatform.stores.schema import payloads
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.usefixtures("writer_merges_held")]
 T0 = 1_767_225_600.0
 Event = tuple[str, dict[str, Any]]
 COLUMNS = [c.name for c in payloads.columns if c.name not in ("block_key", "block_pos")]
-
-
-@pytest.fixture(autouse=True)
-def no_merges_on_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "EVERY", 3600.0)
-
-
-@pytest.fixture
-def pg_url(tmp_path: Path) -> Iterator[str]:
-    with store_database("postgresql", tmp_path) as u:
-        yield u
 
 
 def halves(rng: random.Random, i: int) -> list[Event]:
@@ -67,17 +55,9 @@ def halves(rng: random.Random, i: int) -> list[Event]:
 
 def one_batch(store: PayloadStore, events: list[Event]) -> None:
     """Queue ``events`` while the writer is held, so they are written as one batch."""
-    gate, holding = threading.Event(), threading.Event()
-
-    def hold(conn: sa.Connection) -> None:
-        holding.set()
-        gate.wait(10)
-
-    held = store.transaction(hold)
-    assert holding.wait(10)
+    gate = gated(store)
     futures = [store.merge_async(half, row) for half, row in events]  # type: ignore[arg-type]
     gate.set()
-    held.result(10)
     for f in futures:
         f.result(10)
 
